@@ -1,0 +1,1 @@
+"""Agents: learning recommenders that expose the recgym Policy protocol."""

@@ -1,0 +1,137 @@
+"""A batch of simulated sessions: the one engine behind every env adapter and roll-out.
+
+:class:`SimulationBatch` owns the users' state, their random streams and their step
+counts. It resets chosen users, steps the others, validates slates and applies a time
+limit. The Gymnasium vector env, the single env, the stable-baselines3 adapter and the
+evaluation roll-outs are thin layers over it, so all of them share one behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recgym.core.random import UserRandom
+from recgym.core.simulator import State, UserSimulator
+
+
+def merge_states(mask: Tensor, new: State, old: State) -> State:
+    """Per user, take ``new`` where ``mask`` is set and ``old`` elsewhere."""
+    merged = {}
+    for key, old_value in old.items():
+        shaped = mask.view(-1, *([1] * (old_value.dim() - 1)))
+        merged[key] = torch.where(shaped, new[key], old_value)
+    return merged
+
+
+def as_slate_tensor(action: object, slate_size: int, num_items: int, device: torch.device,
+                    batch_size: int | None = None) -> Tensor:
+    """Validate an action and return it as an int64 ``(B, k)`` tensor of item ids.
+
+    Raises:
+        TypeError: the action is not an integer array.
+        ValueError: wrong shape, or ids outside ``[0, num_items)``.
+    """
+    expected = f"({slate_size},)" if batch_size is None else f"({batch_size}, {slate_size})"
+    if isinstance(action, Tensor):
+        tensor = action
+    else:
+        array = np.asarray(action)
+        if array.dtype == object:
+            raise TypeError(f"slate must be an integer array of shape {expected}, got {action!r}")
+        tensor = torch.from_numpy(array)
+    if tensor.dtype.is_floating_point or tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(
+            f"slate must hold integer item ids, got dtype {tensor.dtype}; pass an int array of "
+            f"shape {expected}, or wrap the env in recgym.core.TopKSlate to act with scores"
+        )
+    want_shape = (slate_size,) if batch_size is None else (batch_size, slate_size)
+    if tuple(tensor.shape) != want_shape:
+        raise ValueError(f"slate must have shape {expected}, got {tuple(tensor.shape)}")
+    tensor = tensor.to(device=device, dtype=torch.int64).reshape(-1, slate_size)
+    low, high = torch.aminmax(tensor)
+    if low.item() < 0 or high.item() >= num_items:
+        bad = tensor[(tensor < 0) | (tensor >= num_items)]
+        raise ValueError(
+            f"slate item ids must lie in [0, {num_items}), got {bad[:5].tolist()}; "
+            f"valid ids are 0 .. {num_items - 1}"
+        )
+    return tensor
+
+
+class SimulationBatch:
+    """``num_users`` sessions of one simulator, stepped together.
+
+    Args:
+        simulator: the user model.
+        num_users: batch size ``B``.
+        max_episode_steps: sessions are truncated after this many steps (None: never).
+        device: where state and random streams live.
+    """
+
+    def __init__(self, simulator: UserSimulator, num_users: int, *,
+                 max_episode_steps: int | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        if num_users < 1:
+            raise ValueError(f"num_users must be >= 1, got {num_users}")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        self.simulator = simulator
+        self.num_users = num_users
+        self.max_episode_steps = max_episode_steps
+        self.device = torch.device(device)
+        self.rng = UserRandom.from_seeds(range(num_users), device=self.device)
+        self.state: State = simulator.reset(num_users, self.rng)
+        self.elapsed = torch.zeros(num_users, dtype=torch.int64, device=self.device)
+
+    def seed(self, seeds: Sequence[int] | Tensor, mask: Tensor | None = None) -> None:
+        """Restart the random streams of the users in ``mask`` (all if None)."""
+        seeds = torch.as_tensor(seeds, dtype=torch.int64, device=self.device)
+        self.rng.reseed(seeds, mask)
+
+    def reset(self, mask: Tensor | None = None) -> None:
+        """Begin new sessions for the users in ``mask`` (all if None)."""
+        if mask is None:
+            self.state = self.simulator.reset(self.num_users, self.rng)
+            self.elapsed.zero_()
+            return
+        fresh = self.simulator.reset(self.num_users, self.rng.masked(mask))
+        self.state = merge_states(mask, fresh, self.state)
+        self.elapsed = self.elapsed.masked_fill(mask, 0)
+
+    def observe(self) -> dict[str, Tensor]:
+        """The simulator's observation of every user."""
+        return self.simulator.observe(self.state)
+
+    def step(self, slate: Tensor, restarting: Tensor | None = None):
+        """Show every user a slate; users in ``restarting`` start a new session instead.
+
+        ``restarting`` is Gymnasium's next-step autoreset: those users ignore their slate,
+        draw a fresh session and report reward 0, no click and neither flag.
+
+        Returns:
+            ``(reward, clicked, terminated, truncated, info)``, tensors of shape ``(B,)``
+            (info values with leading ``B``).
+        """
+        if restarting is None:
+            out = self.simulator.step(self.state, slate, self.rng)
+            self.state = out.state
+            self.elapsed = self.elapsed + 1
+            reward, clicked, terminated = out.reward, out.clicked, out.terminated
+        else:
+            stepping = ~restarting
+            out = self.simulator.step(self.state, slate, self.rng.masked(stepping))
+            fresh = self.simulator.reset(self.num_users, self.rng.masked(restarting))
+            self.state = merge_states(restarting, fresh, out.state)
+            self.elapsed = (self.elapsed + 1).masked_fill(restarting, 0)
+            reward = out.reward.masked_fill(restarting, 0.0)
+            clicked = out.clicked.masked_fill(restarting, -1)
+            terminated = out.terminated & stepping
+        if self.max_episode_steps is None:
+            truncated = torch.zeros_like(terminated)
+        else:
+            truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
+        return reward, clicked, terminated, truncated, out.info

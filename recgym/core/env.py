@@ -1,0 +1,187 @@
+"""Gymnasium adapters over a batched user simulator.
+
+:class:`RecVectorEnv` is the primary path: ``N`` users stepped in one torch call, with
+Gymnasium's next-step autoreset. :class:`RecEnv` is the batch-of-one case with numpy I/O.
+User ``i`` of a vector env reset with ``seed=s`` follows exactly the trajectory of a
+single env reset with ``seed=s + i`` (see :mod:`recgym.core.random`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from torch import Tensor
+
+from recgym.core.batch import SimulationBatch, as_slate_tensor
+from recgym.core.simulator import UserSimulator
+
+_MAX_SEED = 2**63 - 1
+
+
+def observation_space_for(simulator: UserSimulator, keys: Sequence[str]) -> gym.Space:
+    """The single-user space of the chosen observation keys (bare space if only one)."""
+    spaces = simulator.observation_spaces()
+    unknown = [key for key in keys if key not in spaces]
+    if unknown or not keys:
+        raise ValueError(
+            f"observation_keys {list(keys)} must be a non-empty subset of {sorted(spaces)}"
+        )
+    if len(keys) == 1:
+        return spaces[keys[0]]
+    return gym.spaces.Dict({key: spaces[key] for key in keys})
+
+
+def to_numpy_observation(observation: dict[str, Tensor], keys: Sequence[str]):
+    """Numpy copy of the chosen observation keys (bare array if only one key)."""
+    if len(keys) == 1:
+        return observation[keys[0]].cpu().numpy().copy()
+    return {key: observation[key].cpu().numpy().copy() for key in keys}
+
+
+def num_candidates(simulator: UserSimulator) -> int:
+    """How many ids a slate position can take (the catalogue unless the model says otherwise)."""
+    return int(getattr(simulator, "num_candidates", simulator.num_items))
+
+
+class RecEnv(gym.Env):
+    """One simulated user as a Gymnasium env (numpy in, numpy out).
+
+    Args:
+        simulator: the user model.
+        observation_keys: which of the simulator's observation keys the agent sees.
+        device: where the simulation runs.
+        render_mode: not supported beyond None (kept for Gymnasium's signature).
+
+    The episode terminates when the user leaves; time limits come from the registered
+    ``max_episode_steps`` (Gymnasium's ``TimeLimit``).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, simulator: UserSimulator, *, observation_keys: Sequence[str],
+                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
+        self.simulator = simulator
+        self.observation_keys = tuple(observation_keys)
+        self.render_mode = render_mode
+        self.observation_space = observation_space_for(simulator, self.observation_keys)
+        self.action_space = gym.spaces.MultiDiscrete(
+            np.full(simulator.slate_size, num_candidates(simulator), dtype=np.int64)
+        )
+        self.batch = SimulationBatch(simulator, 1, device=device)
+        self._seeded = False
+        self._needs_reset = True
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start a new session; ``seed`` restarts this user's random stream."""
+        super().reset(seed=seed)
+        if seed is not None or not self._seeded:
+            user_seed = seed if seed is not None else int(self.np_random.integers(_MAX_SEED))
+            self.batch.seed([user_seed])
+            self._seeded = True
+        self.batch.reset()
+        self._needs_reset = False
+        return to_numpy_observation(self.batch.observe(), self.observation_keys)[0], {}
+
+    def step(self, action):
+        """Show the user a slate of ``k`` item ids."""
+        if self._needs_reset:
+            raise RuntimeError("the session is over (or never started): call env.reset() first")
+        slate = as_slate_tensor(action, self.simulator.slate_size,
+                                num_candidates(self.simulator), self.batch.device)
+        reward, clicked, terminated, _, info = self.batch.step(slate)
+        self._needs_reset = bool(terminated[0])
+        observation = to_numpy_observation(self.batch.observe(), self.observation_keys)[0]
+        step_info = {"clicked": int(clicked[0])}
+        step_info.update({key: value[0].cpu().numpy() for key, value in info.items()})
+        return observation, float(reward[0]), bool(terminated[0]), False, step_info
+
+
+class RecVectorEnv(VectorEnv):
+    """``num_envs`` simulated users stepped together in one torch call.
+
+    Args:
+        simulator: the user model.
+        num_envs: number of users ``N``.
+        observation_keys: which of the simulator's observation keys the agent sees.
+        max_episode_steps: sessions are truncated after this many steps (None: never).
+        device: where the simulation runs.
+        render_mode: not supported beyond None.
+
+    Autoreset is Gymnasium's next-step mode: after a user's session ends, the next
+    ``step`` ignores that user's action, starts a new session and returns its first
+    observation with reward 0. ``infos["clicked"]`` holds each user's clicked item (-1: none).
+    """
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, simulator: UserSimulator, num_envs: int, *,
+                 observation_keys: Sequence[str], max_episode_steps: int | None = None,
+                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
+        self.simulator = simulator
+        self.num_envs = num_envs
+        self.observation_keys = tuple(observation_keys)
+        self.render_mode = render_mode
+        self.single_observation_space = observation_space_for(simulator, self.observation_keys)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.single_action_space = gym.spaces.MultiDiscrete(
+            np.full(simulator.slate_size, num_candidates(simulator), dtype=np.int64)
+        )
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.batch = SimulationBatch(simulator, num_envs, max_episode_steps=max_episode_steps,
+                                     device=device)
+        self._autoreset = torch.zeros(num_envs, dtype=torch.bool, device=self.batch.device)
+        self._seeded = False
+
+    def reset(self, *, seed: int | Sequence[int] | None = None,
+              options: dict[str, Any] | None = None):
+        """Start new sessions; ``seed=s`` seeds user ``i`` with ``s + i``.
+
+        ``seed`` may also be a list of ``num_envs`` seeds. ``options={"reset_mask": m}``
+        resets only the users where the boolean array ``m`` is true.
+        """
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        mask = None
+        if options and "reset_mask" in options:
+            mask = torch.as_tensor(np.asarray(options["reset_mask"], dtype=bool),
+                                   device=self.batch.device)
+            if mask.shape != (self.num_envs,):
+                raise ValueError(f"reset_mask must have shape ({self.num_envs},), got "
+                                 f"{tuple(mask.shape)}")
+        if seed is None and not self._seeded:
+            seed = int(self.np_random.integers(_MAX_SEED - self.num_envs))
+        if seed is not None:
+            if isinstance(seed, int):
+                seeds = torch.arange(self.num_envs, dtype=torch.int64) + seed
+            else:
+                if len(seed) != self.num_envs:
+                    raise ValueError(f"seed list needs {self.num_envs} entries, got {len(seed)}")
+                seeds = torch.as_tensor(list(seed), dtype=torch.int64)
+            self.batch.seed(seeds, mask)
+            self._seeded = True
+        self.batch.reset(mask)
+        self._autoreset = (self._autoreset & ~mask) if mask is not None else \
+            torch.zeros_like(self._autoreset)
+        return self.observe(), {}
+
+    def step(self, actions):
+        """Show every user a slate: ``actions`` is an int array of shape ``(N, k)``."""
+        slate = as_slate_tensor(actions, self.simulator.slate_size,
+                                num_candidates(self.simulator), self.batch.device,
+                                batch_size=self.num_envs)
+        restarting = self._autoreset if bool(self._autoreset.any()) else None
+        reward, clicked, terminated, truncated, info = self.batch.step(slate, restarting)
+        self._autoreset = terminated | truncated
+        infos = {"clicked": clicked.cpu().numpy()}
+        infos.update({key: value.cpu().numpy() for key, value in info.items()})
+        return (self.observe(), reward.cpu().numpy(), terminated.cpu().numpy(),
+                truncated.cpu().numpy(), infos)
+
+    def observe(self):
+        """Current observation of every user, as the observation space describes it."""
+        return to_numpy_observation(self.batch.observe(), self.observation_keys)

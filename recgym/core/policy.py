@@ -1,0 +1,106 @@
+"""The Policy protocol: anything that maps a batch of observations to a batch of slates.
+
+Observations are what a simulator's ``observe`` returns: a dict of tensors with leading
+batch dimension. Our agents implement :class:`Policy` directly; stable-baselines3 models
+satisfy it through :class:`SB3Policy`. A policy that can also say how likely it was to
+show a given slate implements ``slate_probability`` (needed by off-policy estimators).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recgym.core.env import to_numpy_observation
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Recommends one slate of ``slate_size`` distinct item ids per user."""
+
+    slate_size: int
+
+    def act(self, observation: dict[str, Tensor]) -> Tensor:
+        """Slates for a batch of users, int64 ``(B, slate_size)``."""
+        ...
+
+
+def distinct(slate: Tensor) -> Tensor:
+    """Bool ``(B,)``: the slate has no repeated item."""
+    ordered, _ = slate.sort(dim=1)
+    return (ordered[:, 1:] != ordered[:, :-1]).all(dim=1)
+
+
+def sample_without_replacement(scores: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """``k`` distinct positions per row, uniformly among those where ``scores`` is finite.
+
+    Ranking i.i.d. uniform keys and keeping the top ``k`` draws an ordered ``k``-subset
+    uniformly; infinite scores (``-inf``) exclude a position.
+    """
+    keys = torch.rand(scores.shape, generator=generator, device=scores.device)
+    keys = keys.masked_fill(~torch.isfinite(scores), -1.0)
+    return keys.topk(k, dim=1).indices
+
+
+class RandomPolicy:
+    """Uniformly random slates of ``slate_size`` distinct items out of ``num_items``.
+
+    The probability of any ordered slate of distinct items is ``1 / (n (n-1) ... (n-k+1))``.
+    """
+
+    def __init__(self, num_items: int, slate_size: int, seed: int = 0,
+                 device: torch.device | str = "cpu") -> None:
+        if not 1 <= slate_size <= num_items:
+            raise ValueError(f"need 1 <= slate_size <= num_items, got {slate_size}, {num_items}")
+        self.num_items = num_items
+        self.slate_size = slate_size
+        self.device = torch.device(device)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+
+    def act(self, observation: dict[str, Tensor]) -> Tensor:
+        """Random slates, one per user in the batch."""
+        batch = next(iter(observation.values())).shape[0]
+        scores = torch.zeros(batch, self.num_items, device=self.device)
+        return sample_without_replacement(scores, self.slate_size, self.generator)
+
+    def slate_probability(self, observation: dict[str, Tensor], slate: Tensor) -> Tensor:
+        """Probability of each logged ordered slate, float64 ``(B,)``."""
+        ordered_subsets = math.perm(self.num_items, self.slate_size)
+        return distinct(slate).to(torch.float64) / float(ordered_subsets)
+
+
+class SB3Policy:
+    """A stable-baselines3 model (or anything with ``predict``) as a recgym Policy.
+
+    Args:
+        model: has ``predict(observation, deterministic) -> (action, state)`` and an
+            ``action_space``; a ``Box`` action space is read as item scores and the
+            top ``slate_size`` items form the slate.
+        observation_keys: the observation keys the model was trained on, in order.
+        slate_size: items per slate.
+        deterministic: act greedily (True) or sample from the model's distribution.
+    """
+
+    def __init__(self, model: Any, observation_keys: Sequence[str], slate_size: int,
+                 deterministic: bool = True) -> None:
+        self.model = model
+        self.observation_keys = tuple(observation_keys)
+        self.slate_size = slate_size
+        self.deterministic = deterministic
+
+    def act(self, observation: dict[str, Tensor]) -> Tensor:
+        """Ask the model for a slate for every user in the batch."""
+        device = next(iter(observation.values())).device
+        numpy_obs = to_numpy_observation(observation, self.observation_keys)
+        action, _ = self.model.predict(numpy_obs, deterministic=self.deterministic)
+        action = torch.as_tensor(np.asarray(action), device=device)
+        if action.dtype.is_floating_point:
+            from recgym.core.wrappers import scores_to_slate
+
+            return scores_to_slate(action, self.slate_size)
+        return action.to(torch.int64).reshape(-1, self.slate_size)

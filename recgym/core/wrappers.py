@@ -1,0 +1,72 @@
+"""Act with item scores instead of slates: the top-k wrapper for continuous-action agents.
+
+Algorithms such as SAC, TD3 or DDPG output a ``Box`` vector. :class:`TopKSlate` gives the
+agent a ``Box(-1, 1, (n_candidates,))`` action space and shows the user the ``k``
+highest-scoring candidates, best first (ties go to the lower id).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import VectorActionWrapper, VectorEnv
+from gymnasium.vector.utils import batch_space
+from torch import Tensor
+
+
+def scores_to_slate(scores: Tensor | np.ndarray, k: int) -> Tensor:
+    """Top-``k`` candidate ids per row of ``scores``, int64 ``(B, k)``.
+
+    Raises:
+        ValueError: a score is NaN, or there are fewer than ``k`` candidates.
+    """
+    scores = torch.as_tensor(np.asarray(scores) if not isinstance(scores, Tensor) else scores)
+    if scores.dim() == 1:
+        scores = scores[None]
+    if not scores.dtype.is_floating_point:
+        raise TypeError(f"scores must be floating point, got dtype {scores.dtype}")
+    if scores.shape[-1] < k:
+        raise ValueError(f"need at least {k} candidate scores, got {scores.shape[-1]}")
+    if bool(torch.isnan(scores).any()):
+        rows = torch.isnan(scores).any(dim=-1).nonzero().flatten()[:5].tolist()
+        raise ValueError(f"scores contain NaN (rows {rows}); every candidate needs a real score")
+    return torch.topk(scores, k, dim=-1, sorted=True).indices
+
+
+def _score_space(slate_space: gym.spaces.MultiDiscrete) -> gym.spaces.Box:
+    n_candidates = int(slate_space.nvec.flat[0])
+    return gym.spaces.Box(-1.0, 1.0, shape=(n_candidates,), dtype=np.float32)
+
+
+class TopKSlate(gym.ActionWrapper):
+    """Turn a ``Box`` of candidate scores into the top-k slate of a recgym env."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        if not isinstance(env.action_space, gym.spaces.MultiDiscrete):
+            raise TypeError(f"TopKSlate wraps an env with a MultiDiscrete slate space, got "
+                            f"{env.action_space}")
+        self.slate_size = int(env.action_space.nvec.shape[0])
+        self.action_space = _score_space(env.action_space)
+
+    def action(self, action) -> np.ndarray:
+        """Scores ``(n_candidates,)`` to a slate ``(k,)``."""
+        return scores_to_slate(action, self.slate_size)[0].numpy()
+
+
+class TopKSlateVector(VectorActionWrapper):
+    """:class:`TopKSlate` for a vector env: scores ``(N, n_candidates)`` to slates ``(N, k)``."""
+
+    def __init__(self, env: VectorEnv) -> None:
+        super().__init__(env)
+        single = env.single_action_space
+        if not isinstance(single, gym.spaces.MultiDiscrete):
+            raise TypeError(f"TopKSlateVector wraps a MultiDiscrete slate space, got {single}")
+        self.slate_size = int(single.nvec.shape[0])
+        self.single_action_space = _score_space(single)
+        self.action_space = batch_space(self.single_action_space, env.num_envs)
+
+    def actions(self, actions) -> np.ndarray:
+        """Scores to slates for every user."""
+        return scores_to_slate(actions, self.slate_size).numpy()

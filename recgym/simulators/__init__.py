@@ -1,0 +1,1 @@
+"""Learned user simulators, one package per model."""

@@ -1,0 +1,30 @@
+"""Shared pytest fixtures: where the real sample datasets live, and how their absence is handled."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_root() -> Path:
+    return Path(os.environ.get("RECGYM_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real sample datasets (``../shared/data`` or ``$RECGYM_SHARED_DATA``).
+
+    Tests that use it skip when the folder is absent, except where
+    ``RECGYM_REQUIRE_SHARED_DATA`` is set (CI), where absence is a failure.
+    """
+    root = _shared_data_root()
+    if not root.is_dir():
+        reason = f"real sample data not found at {root}; set RECGYM_SHARED_DATA to its folder"
+        if os.environ.get("RECGYM_REQUIRE_SHARED_DATA"):
+            pytest.fail(reason + " (RECGYM_REQUIRE_SHARED_DATA is set, so this must not skip)")
+        pytest.skip(reason)
+    return root
