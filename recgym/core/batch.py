@@ -40,7 +40,7 @@ def as_slate_tensor(action: object, slate_size: int, num_items: int, device: tor
         tensor = action
     else:
         array = np.asarray(action)
-        if array.dtype == object:
+        if array.dtype.kind not in "iuf":
             raise TypeError(f"slate must be an integer array of shape {expected}, got {action!r}")
         tensor = torch.from_numpy(array)
     if tensor.dtype.is_floating_point or tensor.dtype == torch.bool or tensor.is_complex():

@@ -1,0 +1,241 @@
+"""The ``recgym`` command: list envs, run the demo, generate logs, evaluate policies."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+import recgym
+from recgym.core import RandomPolicy, UserSimulator
+from recgym.evaluation import PolicyEvaluation, collect_logs, evaluate_policy
+
+REFERENCE_POLICIES = ("random", "max", "mix")
+
+
+def _env_kwargs(pairs: list[str]) -> dict[str, Any]:
+    """``["num_items=100", "device='cpu'"]`` to keyword arguments."""
+    kwargs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"--env-arg expects KEY=VALUE (e.g. num_items=100), got {pair!r}")
+        try:
+            kwargs[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            kwargs[key] = value
+    return kwargs
+
+
+def _make_simulator(env_id: str, kwargs: dict[str, Any]) -> tuple[UserSimulator, tuple[str, ...]]:
+    """The simulator behind a registered env id, and the observation keys its env exposes."""
+    if env_id not in recgym.ENV_DESCRIPTIONS:
+        raise SystemExit(f"unknown env {env_id!r}; `recgym list` shows the registered ones")
+    vec_env = gym.make_vec(env_id, num_envs=1, vectorization_mode="vector_entry_point", **kwargs)
+    unwrapped = vec_env.unwrapped
+    return unwrapped.simulator, unwrapped.observation_keys
+
+
+def _make_policy(spec: str, simulator: UserSimulator, observation_keys: tuple[str, ...],
+                 seed: int, algo: str):
+    """A reference policy by name, or a saved stable-baselines3 model by path."""
+    if spec == "random":
+        return RandomPolicy(simulator.num_items, simulator.slate_size, seed=seed)
+    if spec in REFERENCE_POLICIES:
+        if not hasattr(simulator, "world"):
+            raise SystemExit(f"policy {spec!r} needs the ground truth of a synthetic world; "
+                             "this env has none (use random or a trained model)")
+        from recgym.envs.synthetic_mdp import logging_policy
+
+        return logging_policy(spec, simulator, seed=seed)
+    path = Path(spec)
+    if not path.exists():
+        raise SystemExit(f"policy {spec!r} is neither one of {REFERENCE_POLICIES} nor a file")
+    try:
+        import stable_baselines3
+    except ImportError as error:
+        raise SystemExit("loading a model needs stable-baselines3: pip install recgym[sb3]") \
+            from error
+    from recgym.core import SB3Policy
+
+    model = getattr(stable_baselines3, algo.upper()).load(path, device="cpu")
+    return SB3Policy(model, observation_keys, simulator.slate_size)
+
+
+def _format_table(rows: dict[str, PolicyEvaluation]) -> str:
+    columns = list(next(iter(rows.values())).as_row())
+    header = f"{'policy':<10}" + "".join(f"{c:>13}" for c in columns)
+    lines = [header, "-" * len(header)]
+    for name, evaluation in rows.items():
+        values = evaluation.as_row()
+        lines.append(f"{name:<10}" + "".join(f"{values[c]:>13.3f}" for c in columns))
+    return "\n".join(lines)
+
+
+def _atomic_target(path: Path) -> tuple[Path, Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    return Path(temporary), path
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    """Print every registered env with its one-line description."""
+    width = max(map(len, recgym.ENV_DESCRIPTIONS))
+    for env_id, description in recgym.ENV_DESCRIPTIONS.items():
+        print(f"{env_id:<{width}}  {description}")
+
+
+def _plot_demo(rows: dict[str, PolicyEvaluation], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.bar(names, [rows[n].mean_return for n in names],
+             yerr=[1.96 * rows[n].return_std_err for n in names], capsize=4, color="tab:blue")
+    left.set_ylabel("mean return (clicks per session)")
+    left.set_title("Return, 95% CI")
+    for name in names:
+        coverage = rows[name].coverage
+        right.plot(list(coverage), list(coverage.values()), marker="o", label=name)
+    right.set_xlabel("r")
+    right.set_ylabel("coverage@r")
+    right.set_ylim(0, 1.05)
+    right.set_title("Share of true top-r items shown")
+    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.suptitle("recgym demo: SyntheticMDP-v0 (IRecGAN sec. 7.1)")
+    figure.tight_layout()
+    temporary, final = _atomic_target(path)
+    figure.savefig(temporary, format="png", dpi=120)
+    plt.close(figure)
+    os.replace(temporary, final)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Make SyntheticMDP-v0, run reference policies (and a quick PPO), table and plot."""
+    env_id = "SyntheticMDP-v0"
+    simulator, keys = _make_simulator(env_id, {})
+    print(f"{env_id}: {simulator.num_states} states, {simulator.num_items} items, "
+          f"slates of {simulator.slate_size}; evaluating on {args.sessions} sessions each")
+    policies = {name: _make_policy(name, simulator, keys, args.seed, "ppo")
+                for name in ("random", "mix", "max")}
+    if args.ppo_steps > 0:
+        try:
+            from stable_baselines3 import PPO
+        except ImportError:
+            print("stable-baselines3 is not installed: skipping PPO (pip install recgym[sb3])")
+        else:
+            from recgym.core import SB3Policy
+            from recgym.core.sb3 import make_sb3_vec_env
+
+            started = time.perf_counter()
+            venv = make_sb3_vec_env(env_id, num_envs=64, seed=args.seed)
+            model = PPO("MlpPolicy", venv, n_steps=32, batch_size=512, n_epochs=4,
+                        learning_rate=1e-3, seed=args.seed, device="cpu")
+            model.learn(total_timesteps=args.ppo_steps, progress_bar=False)
+            print(f"trained PPO for {args.ppo_steps} user-steps on 64 batched users "
+                  f"in {time.perf_counter() - started:.1f} s")
+            policies["ppo"] = SB3Policy(model, keys, simulator.slate_size)
+    rows = {name: evaluate_policy(simulator, policy, args.sessions, seed=args.seed + 1)
+            for name, policy in policies.items()}
+    print(_format_table(rows))
+    print("random: uniform slates; mix / max: the logging policies of IRecGAN sec. 7.1 "
+          "(max = true top-k, the oracle)")
+    _plot_demo(rows, Path(args.plot))
+    print(f"plot saved to {args.plot}")
+
+
+def cmd_generate_logs(args: argparse.Namespace) -> None:
+    """Roll a logging policy out and save the sessions as a Parquet log."""
+    simulator, keys = _make_simulator(args.env, _env_kwargs(args.env_arg))
+    policy = _make_policy(args.policy, simulator, keys, args.seed, args.algo)
+    extra = tuple(k for k in simulator.observation_spaces() if k == "true_state")
+    logs = collect_logs(simulator, policy, args.sessions, seed=args.seed,
+                        max_steps=args.max_steps, extra_observation_keys=extra, progress=True)
+    temporary, final = _atomic_target(Path(args.out))
+    logs.to_parquet(temporary, index=False)
+    os.replace(temporary, final)
+    print(f"wrote {len(logs)} page views of {args.sessions} sessions to {args.out} "
+          f"(click rate {float((logs.click >= 0).mean()):.3f})")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Evaluate one or more policies by simulated roll-outs."""
+    simulator, keys = _make_simulator(args.env, _env_kwargs(args.env_arg))
+    rows = {}
+    for spec in args.policy:
+        policy = _make_policy(spec, simulator, keys, args.seed, args.algo)
+        name = Path(spec).stem if spec not in REFERENCE_POLICIES else spec
+        rows[name] = evaluate_policy(simulator, policy, args.sessions, seed=args.seed,
+                                     max_steps=args.max_steps, progress=True)
+    print(_format_table(rows))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``recgym`` command."""
+    parser = argparse.ArgumentParser(prog="recgym", description=__doc__)
+    parser.add_argument("--version", action="version", version=recgym.__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", help="every registered env with a description")
+    listing.set_defaults(func=cmd_list)
+
+    demo = commands.add_parser("demo", help="run policies in SyntheticMDP-v0: table and plot")
+    demo.add_argument("--sessions", type=int, default=2000, help="sessions per policy")
+    demo.add_argument("--ppo-steps", type=int, default=61_440,
+                      help="user-steps of PPO training (0 skips PPO)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--plot", default="runs/demo.png", help="where to save the plot")
+    demo.set_defaults(func=cmd_demo)
+
+    def add_env_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("env", help="registered env id, e.g. SyntheticMDP-v0")
+        command.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                             help="env constructor argument, repeatable (num_items=100)")
+        command.add_argument("--sessions", type=int, default=1000)
+        command.add_argument("--max-steps", type=int, default=200,
+                             help="sessions are cut after this many steps")
+        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--algo", default="ppo",
+                             help="stable-baselines3 algorithm of a saved model (ppo, a2c, dqn)")
+
+    generate = commands.add_parser("generate-logs", help="offline logs from a logging policy")
+    add_env_options(generate)
+    generate.add_argument("--policy", default="mix",
+                          help=f"one of {REFERENCE_POLICIES} or a saved SB3 model (.zip)")
+    generate.add_argument("--out", required=True, help="output Parquet file")
+    generate.set_defaults(func=cmd_generate_logs)
+
+    evaluate = commands.add_parser("evaluate", help="return, CTR and coverage@r by roll-outs")
+    add_env_options(evaluate)
+    evaluate.add_argument("--policy", nargs="+", default=["random"],
+                          help=f"any of {REFERENCE_POLICIES} or saved SB3 models (.zip)")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    try:
+        from recgym.data.cli import add_data_commands
+    except ImportError:
+        pass
+    else:
+        add_data_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``recgym`` command."""
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,188 @@
+"""The batched core: random streams, single/vector equivalence, autoreset, bad input."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import recgym  # noqa: F401  (registers the envs)
+from recgym.core import RandomPolicy, TopKSlate, TopKSlateVector, UserRandom, scores_to_slate
+from recgym.core.sb3 import make_sb3_vec_env
+
+
+def test_streams_do_not_depend_on_the_batch():
+    alone = UserRandom.from_seeds([12])
+    together = UserRandom.from_seeds([10, 11, 12, 13])
+    for n in (1, 3, 2):
+        assert torch.equal(alone.uniform(n)[0], together.uniform(n)[2])
+
+
+def test_masked_users_do_not_consume_draws():
+    rng = UserRandom.from_seeds([0, 1])
+    first = rng.uniform(2, active=torch.tensor([True, False]))
+    second = rng.uniform(2)
+    assert not torch.equal(first[0], second[0])
+    assert torch.equal(first[1], second[1])
+
+
+def test_streams_are_uniform_and_independent():
+    rng = UserRandom.from_seeds(range(2000))
+    draws = torch.cat([rng.uniform(5) for _ in range(20)], dim=1)
+    assert float(draws.min()) >= 0.0 and float(draws.max()) < 1.0
+    assert stats.kstest(draws.flatten().numpy(), "uniform").pvalue > 1e-3
+    # neighbouring seeds and consecutive draws are uncorrelated
+    assert abs(np.corrcoef(draws[:-1, 0], draws[1:, 0])[0, 1]) < 0.1
+    assert abs(np.corrcoef(draws[:, 0], draws[:, 1])[0, 1]) < 0.1
+
+
+def test_vector_user_i_matches_single_env_seeded_s_plus_i():
+    num_envs, seed, steps = 4, 100, 40
+    vector = gym.make_vec("SyntheticMDP-v0", num_envs=num_envs,
+                          vectorization_mode="vector_entry_point")
+    actions = np.random.default_rng(0).integers(0, 50, size=(steps, num_envs, 10))
+    obs, _ = vector.reset(seed=seed)
+    vector_events = [[(obs[i], 0.0, False)] for i in range(num_envs)]
+    for t in range(steps):
+        obs, reward, terminated, _, _ = vector.step(actions[t])
+        for i in range(num_envs):
+            vector_events[i].append((obs[i], float(reward[i]), bool(terminated[i])))
+    saw_autoreset = False
+    for i in range(num_envs):
+        single = gym.make("SyntheticMDP-v0")
+        obs, _ = single.reset(seed=seed + i)
+        events, done = [(obs, 0.0, False)], False
+        for t in range(steps):
+            if done:
+                obs, done, saw_autoreset = single.reset()[0], False, True
+                events.append((obs, 0.0, False))
+                continue
+            obs, reward, done, _, _ = single.step(actions[t, i])
+            events.append((obs, reward, done))
+        for (o1, r1, d1), (o2, r2, d2) in zip(events, vector_events[i], strict=True):
+            assert np.array_equal(o1, o2) and r1 == r2 and d1 == d2
+    assert saw_autoreset, "the test should cover at least one autoreset"
+
+
+def test_next_step_autoreset_returns_first_observation_and_zero_reward():
+    envs = gym.make_vec("SyntheticMDP-v0", num_envs=64, vectorization_mode="vector_entry_point")
+    envs.reset(seed=0)
+    actions = np.tile(np.arange(10), (64, 1))
+    _, _, terminated, _, _ = envs.step(actions)
+    assert terminated.any()
+    obs, reward, terminated_next, _, info = envs.step(actions)
+    assert np.all(obs[terminated] == 50)  # empty click history: a fresh session
+    assert np.all(reward[terminated] == 0) and not terminated_next[terminated].any()
+    assert np.all(info["clicked"][terminated] == -1)
+
+
+def test_vector_env_truncates_at_max_episode_steps():
+    envs = gym.make_vec("SyntheticMDP-v0", num_envs=32, vectorization_mode="vector_entry_point",
+                        max_episode_steps=3, num_items=10, slate_size=1)
+    envs.reset(seed=0)
+    best = envs.unwrapped.simulator.world.rewards.argmax(1)[0].item()
+    truncated_any = False
+    for _ in range(3):
+        _, _, terminated, truncated, _ = envs.step(np.full((32, 1), best))
+        assert not (terminated & truncated).any()
+        truncated_any |= truncated.any()
+    assert truncated_any
+
+
+def test_reset_mask_resets_only_chosen_users():
+    envs = gym.make_vec("SyntheticMDP-v0", num_envs=8, vectorization_mode="vector_entry_point")
+    envs.reset(seed=0)
+    world = envs.unwrapped.simulator.world
+    top = world.rewards[0].argsort(descending=True)[:10].numpy()
+    for _ in range(3):
+        obs, *_ = envs.step(np.tile(top, (8, 1)))
+    mask = np.zeros(8, dtype=bool)
+    mask[:4] = True
+    new_obs, _ = envs.reset(options={"reset_mask": mask})
+    assert np.all(new_obs[:4] == 50)
+    assert np.array_equal(new_obs[4:], obs[4:])
+
+
+@pytest.mark.parametrize(
+    ("action", "error", "match"),
+    [
+        (np.full(10, 50), ValueError, r"\[0, 50\)"),
+        (np.full(10, -1), ValueError, r"\[0, 50\)"),
+        (np.zeros(9, dtype=np.int64), ValueError, r"shape \(10,\)"),
+        (np.zeros((1, 10), dtype=np.int64), ValueError, r"shape \(10,\)"),
+        (np.zeros(10, dtype=np.float32), TypeError, "integer item ids"),
+        ("top items", TypeError, "integer"),
+    ],
+)
+def test_bad_actions_say_what_was_expected(action, error, match):
+    env = gym.make("SyntheticMDP-v0")
+    env.reset(seed=0)
+    with pytest.raises(error, match=match):
+        env.step(action)
+
+
+def test_bad_vector_actions_say_what_was_expected():
+    envs = gym.make_vec("SyntheticMDP-v0", num_envs=4, vectorization_mode="vector_entry_point")
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(4, 10\)"):
+        envs.step(np.zeros((3, 10), dtype=np.int64))
+
+
+def test_step_before_reset_is_refused():
+    env = gym.make("SyntheticMDP-v0").unwrapped
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.arange(10))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_items": 5, "slate_size": 6}, "slate_size"),
+        ({"num_states": 0}, "num_states"),
+        ({"num_items": 0}, "num_items"),
+        ({"history_length": 0}, "history_length"),
+    ],
+)
+def test_bad_constructor_arguments_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gym.make("SyntheticMDP-v0", **kwargs)
+
+
+def test_topk_wrapper_shows_highest_scores():
+    env = TopKSlate(gym.make("SyntheticMDP-v0", num_items=20, slate_size=3))
+    env.reset(seed=0)
+    scores = np.linspace(-1, 1, 20, dtype=np.float32)
+    assert env.action(scores).tolist() == [19, 18, 17]
+    env.step(scores)
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.full(20, np.nan, dtype=np.float32))
+    vector = TopKSlateVector(gym.make_vec("SyntheticMDP-v0", num_envs=2,
+                                          vectorization_mode="vector_entry_point"))
+    vector.reset(seed=0)
+    vector.step(vector.action_space.sample())
+    assert scores_to_slate(np.array([[0.1, 0.5, 0.3]]), 2).tolist() == [[1, 2]]
+
+
+def test_sb3_adapter_autoresets_with_terminal_observation():
+    venv = make_sb3_vec_env("SyntheticMDP-v0", num_envs=16, seed=0)
+    obs = venv.reset()
+    assert obs.shape == (16, 10)
+    seen_done = False
+    for _ in range(10):
+        venv.step_async(np.stack([venv.action_space.sample() for _ in range(16)]))
+        obs, reward, done, infos = venv.step_wait()
+        for i in np.flatnonzero(done):
+            seen_done = True
+            assert infos[i]["terminal_observation"].shape == (10,)
+            assert np.all(obs[i] == 50)  # already the next session
+    assert seen_done
+
+
+def test_random_policy_slates_are_distinct_and_seeded():
+    observation = {"clicks": torch.zeros(100, 3)}
+    slates = RandomPolicy(20, 5, seed=1).act(observation)
+    assert slates.shape == (100, 5)
+    assert all(len(set(row)) == 5 for row in slates.tolist())
+    assert torch.equal(slates, RandomPolicy(20, 5, seed=1).act(observation))

@@ -1,0 +1,99 @@
+"""Every registered recgym env passes Gymnasium's and stable-baselines3's env checkers."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import recgym
+
+RECGYM_IDS = sorted(
+    env_id for env_id, spec in gym.registry.items()
+    if isinstance(spec.entry_point, str) and spec.entry_point.startswith("recgym.")
+)
+
+
+def test_registry_lists_every_described_env():
+    assert RECGYM_IDS == sorted(recgym.ENV_DESCRIPTIONS)
+    for env_id in RECGYM_IDS:
+        assert gym.spec(env_id).vector_entry_point is not None, env_id
+
+
+@pytest.mark.parametrize("env_id", RECGYM_IDS)
+def test_gymnasium_check_env(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", RECGYM_IDS)
+def test_sb3_check_env(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sb3_check_env(env, warn=True)
+
+
+@pytest.mark.parametrize("env_id", RECGYM_IDS)
+def test_vector_env_spaces_and_step(env_id):
+    envs = gym.make_vec(env_id, num_envs=5, vectorization_mode="vector_entry_point")
+    obs, _ = envs.reset(seed=0)
+    assert envs.observation_space.contains(obs)
+    obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+    assert envs.observation_space.contains(obs)
+    assert reward.shape == terminated.shape == truncated.shape == (5,)
+    assert info["clicked"].shape == (5,)
+
+
+def _rollout(env, seed: int, steps: int):
+    actions = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    events = [obs]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, _ = env.step(
+            actions.integers(0, env.action_space.nvec))
+        events.append((obs, reward, terminated, truncated))
+        if terminated or truncated:
+            events.append(env.reset()[0])
+    return events
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple):
+        return all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(np.array_equal(a, b))
+
+
+@pytest.mark.parametrize("env_id", RECGYM_IDS)
+def test_same_seed_same_rollout(env_id):
+    first = _rollout(gym.make(env_id), seed=7, steps=60)
+    second = _rollout(gym.make(env_id), seed=7, steps=60)
+    other = _rollout(gym.make(env_id), seed=8, steps=60)
+    assert _same(tuple(first), tuple(second))
+    assert not _same(tuple(first), tuple(other))
+
+
+@pytest.mark.parametrize("env_id", RECGYM_IDS)
+def test_env_pickles_and_continues_identically(env_id):
+    env = gym.make(env_id)
+    env.reset(seed=3)
+    action = env.action_space.sample()
+    clone = pickle.loads(pickle.dumps(env))
+    for _ in range(5):
+        out = env.step(action)
+        out_clone = clone.step(action)
+        assert _same(out[:4], out_clone[:4])
+        if out[2] or out[3]:
+            break
+    vector = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
+    vector.reset(seed=1)
+    vector_clone = pickle.loads(pickle.dumps(vector))
+    actions = vector.action_space.sample()
+    assert _same(vector.step(actions)[:4], vector_clone.step(actions)[:4])
