@@ -46,20 +46,25 @@ def steps_per_second(envs: gym.vector.VectorEnv, actions: np.ndarray, seconds: f
 
 
 def measure(num_envs: int, repeats: int, seconds: float) -> dict[str, float]:
-    """Median throughput of both paths at one batch size, and the median ratio."""
+    """Median throughput of the three paths at one batch size, and the median ratios."""
     vector = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    fused = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                         compile=True)
     sync = gym.vector.SyncVectorEnv([lambda: gym.make(ENV_ID)] * num_envs)
     generator = np.random.default_rng(0)
     actions = np.stack([generator.permuted(np.tile(np.arange(50), (num_envs, 1)), axis=1)[:, :10]
                         for _ in range(16)])
-    fast, slow = [], []
+    fast, fastest, slow = [], [], []
     for _ in range(repeats):
         fast.append(steps_per_second(vector, actions, seconds, min_steps=20))
+        fastest.append(steps_per_second(fused, actions, seconds, min_steps=20))
         slow.append(steps_per_second(sync, actions, seconds / 2, min_steps=2))
-    ratios = [f / s for f, s in zip(fast, slow, strict=True)]
-    return {"vector": statistics.median(fast), "sync": statistics.median(slow),
-            "ratio": statistics.median(ratios), "spread": (max(fast) - min(fast)) / 2 /
-            statistics.median(fast)}
+    return {"vector": statistics.median(fast), "compiled": statistics.median(fastest),
+            "sync": statistics.median(slow),
+            "ratio": statistics.median([f / s for f, s in zip(fast, slow, strict=True)]),
+            "ratio_compiled": statistics.median([f / s for f, s in
+                                                 zip(fastest, slow, strict=True)]),
+            "spread": (max(fast) - min(fast)) / 2 / statistics.median(fast)}
 
 
 def memory_trace(num_envs: int, steps: int) -> list[tuple[int, float]]:
@@ -87,8 +92,9 @@ def main() -> None:
     for num_envs in sizes:
         result = measure(num_envs, repeats, seconds)
         rows.append((num_envs, result))
-        print(f"N={num_envs:>6}: vector {result['vector']:>12,.0f}/s  sync "
-              f"{result['sync']:>9,.0f}/s  ratio {result['ratio']:>7.1f}x", flush=True)
+        print(f"N={num_envs:>6}: vector {result['vector']:>12,.0f}/s  compiled "
+              f"{result['compiled']:>12,.0f}/s  sync {result['sync']:>9,.0f}/s  ratio "
+              f"{result['ratio']:>7.1f}x / {result['ratio_compiled']:>7.1f}x", flush=True)
     trace = memory_trace(4096, 2_000 if args.quick else 20_000)
     print("RSS MiB over the long run:", [f"{mib:.0f}" for _, mib in trace])
 
@@ -105,15 +111,19 @@ def main() -> None:
         f"User-steps per second, median of {repeats} interleaved repeats; the ratio is the",
         "median of per-repeat ratios. Vector: `gym.make_vec(..., vectorization_mode="
         "\"vector_entry_point\")` (numpy actions in, numpy observations out, next-step "
-        "autoreset). Sync: Gymnasium's `SyncVectorEnv` over `gym.make` single envs. "
-        "Spread: half the range of the vector repeats over their median.",
+        "autoreset), eager by default; compiled: the same with `compile=True` (each step "
+        "fused by `torch.compile`, compilation excluded). Sync: Gymnasium's `SyncVectorEnv` "
+        "over `gym.make` single envs. Spread: half the range of the eager repeats over their "
+        "median.",
         "",
-        "| N | vector (user-steps/s) | SyncVectorEnv (user-steps/s) | ratio | spread |",
-        "|---:|---:|---:|---:|---:|",
+        "| N | vector, eager | vector, compiled | SyncVectorEnv | eager / sync | "
+        "compiled / sync | spread |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for num_envs, result in rows:
-        lines.append(f"| {num_envs:,} | {result['vector']:,.0f} | {result['sync']:,.0f} | "
-                     f"{result['ratio']:,.1f}x | ±{100 * result['spread']:.0f}% |")
+        lines.append(f"| {num_envs:,} | {result['vector']:,.0f} | {result['compiled']:,.0f} | "
+                     f"{result['sync']:,.0f} | {result['ratio']:,.1f}x | "
+                     f"{result['ratio_compiled']:,.1f}x | ±{100 * result['spread']:.0f}% |")
     lines += ["", f"Resident memory (MiB) over {trace[-1][0]:,} steps at N = 4,096: " +
               ", ".join(f"step {step:,}: {mib:.0f}" for step, mib in trace) + "."]
     out = Path(args.out)

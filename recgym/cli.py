@@ -15,6 +15,8 @@ import gymnasium as gym
 
 import recgym
 from recgym.core import RandomPolicy, UserSimulator
+from recgym.data import LogDataset
+from recgym.data.cli import add_data_commands
 from recgym.evaluation import PolicyEvaluation, collect_logs, evaluate_policy
 
 REFERENCE_POLICIES = ("random", "max", "mix")
@@ -162,9 +164,7 @@ def cmd_generate_logs(args: argparse.Namespace) -> None:
     extra = tuple(k for k in simulator.observation_spaces() if k == "true_state")
     logs = collect_logs(simulator, policy, args.sessions, seed=args.seed,
                         max_steps=args.max_steps, extra_observation_keys=extra, progress=True)
-    temporary, final = _atomic_target(Path(args.out))
-    logs.to_parquet(temporary, index=False)
-    os.replace(temporary, final)
+    LogDataset(logs, num_items=simulator.num_items).save(args.out)
     print(f"wrote {len(logs)} page views of {args.sessions} sessions to {args.out} "
           f"(click rate {float((logs.click >= 0).mean()):.3f})")
 
@@ -222,12 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"any of {REFERENCE_POLICIES} or saved SB3 models (.zip)")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    try:
-        from recgym.data.cli import add_data_commands
-    except ImportError:
-        pass
-    else:
-        add_data_commands(commands)
+    add_data_commands(commands)
     return parser
 
 

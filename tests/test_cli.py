@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from recgym.cli import build_parser, main
+from recgym.data import load_logs
 
 
 def test_list_names_every_env(capsys):
@@ -13,7 +13,7 @@ def test_list_names_every_env(capsys):
     assert "SyntheticMDP-v0" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["list", "demo", "generate-logs", "evaluate"])
+@pytest.mark.parametrize("command", ["list", "demo", "generate-logs", "evaluate", "data"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
@@ -33,7 +33,7 @@ def test_generate_logs_then_evaluate(tmp_path, capsys):
     out = tmp_path / "logs.parquet"
     main(["generate-logs", "SyntheticMDP-v0", "--policy", "max", "--sessions", "50",
           "--env-arg", "num_items=20", "--env-arg", "slate_size=3", "--out", str(out)])
-    logs = pd.read_parquet(out)
+    logs = load_logs(out).logs
     assert logs.session_id.nunique() == 50
     assert (logs.propensity == 1.0).all()
     assert logs.slate.map(len).eq(3).all()

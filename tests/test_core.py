@@ -186,3 +186,16 @@ def test_random_policy_slates_are_distinct_and_seeded():
     assert slates.shape == (100, 5)
     assert all(len(set(row)) == 5 for row in slates.tolist())
     assert torch.equal(slates, RandomPolicy(20, 5, seed=1).act(observation))
+
+
+def test_compiled_step_reproduces_eager_trajectories():
+    kwargs = {"num_envs": 64, "vectorization_mode": "vector_entry_point"}
+    eager = gym.make_vec("SyntheticMDP-v0", **kwargs)
+    fused = gym.make_vec("SyntheticMDP-v0", compile=True, **kwargs)
+    actions = np.random.default_rng(0).integers(0, 50, size=(12, 64, 10))
+    for env in (eager, fused):
+        env.reset(seed=5)
+    for step_actions in actions:
+        out_eager, out_fused = eager.step(step_actions), fused.step(step_actions)
+        for a, b in zip(out_eager[:4], out_fused[:4], strict=True):
+            assert np.array_equal(a, b)

@@ -8,6 +8,7 @@ evaluation roll-outs are thin layers over it, so all of them share one behaviour
 
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
 
 import numpy as np
@@ -62,6 +63,19 @@ def as_slate_tensor(action: object, slate_size: int, num_items: int, device: tor
     return tensor
 
 
+def _own_code(method):
+    """The bound method re-created with a private copy of its code object.
+
+    torch.compile caches compiled graphs per code object; a private copy keeps each
+    batch's graphs (specialised to its size and simulator) apart from other batches'.
+    """
+    function = method.__func__
+    code = function.__code__.replace(co_name=f"{function.__name__}_{id(method.__self__):x}")
+    private = types.FunctionType(code, function.__globals__, code.co_name,
+                                 function.__defaults__, function.__closure__)
+    return types.MethodType(private, method.__self__)
+
+
 class SimulationBatch:
     """``num_users`` sessions of one simulator, stepped together.
 
@@ -70,11 +84,14 @@ class SimulationBatch:
         num_users: batch size ``B``.
         max_episode_steps: sessions are truncated after this many steps (None: never).
         device: where state and random streams live.
+        compile: fuse each step (simulator step and autoreset merge) with
+            ``torch.compile``. Same results as eager, about twice the throughput for
+            large batches, at the price of a compilation (~10 s) on the first steps.
     """
 
     def __init__(self, simulator: UserSimulator, num_users: int, *,
                  max_episode_steps: int | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", compile: bool = False) -> None:
         if num_users < 1:
             raise ValueError(f"num_users must be >= 1, got {num_users}")
         if max_episode_steps is not None and max_episode_steps < 1:
@@ -86,6 +103,10 @@ class SimulationBatch:
         self.rng = UserRandom.from_seeds(range(num_users), device=self.device)
         self.state: State = simulator.reset(num_users, self.rng)
         self.elapsed = torch.zeros(num_users, dtype=torch.int64, device=self.device)
+        self._advance = self._advance_eager
+        if compile:
+            self._advance = torch.compile(_own_code(self._advance_eager), fullgraph=True,
+                                          dynamic=False)
 
     def seed(self, seeds: Sequence[int] | Tensor, mask: Tensor | None = None) -> None:
         """Restart the random streams of the users in ``mask`` (all if None)."""
@@ -106,6 +127,22 @@ class SimulationBatch:
         """The simulator's observation of every user."""
         return self.simulator.observe(self.state)
 
+    def _advance_eager(self, state: State, slate: Tensor, elapsed: Tensor,
+                       restarting: Tensor | None):
+        """One step as a function of tensors (the unit ``compile=True`` fuses)."""
+        if restarting is None:
+            out = self.simulator.step(state, slate, self.rng)
+            return out.state, elapsed + 1, out.reward, out.clicked, out.terminated, out.info
+        stepping = ~restarting
+        out = self.simulator.step(state, slate, self.rng.masked(stepping))
+        fresh = self.simulator.reset(self.num_users, self.rng.masked(restarting))
+        return (merge_states(restarting, fresh, out.state),
+                (elapsed + 1).masked_fill(restarting, 0),
+                out.reward.masked_fill(restarting, 0.0),
+                out.clicked.masked_fill(restarting, -1),
+                out.terminated & stepping,
+                out.info)
+
     def step(self, slate: Tensor, restarting: Tensor | None = None):
         """Show every user a slate; users in ``restarting`` start a new session instead.
 
@@ -116,22 +153,10 @@ class SimulationBatch:
             ``(reward, clicked, terminated, truncated, info)``, tensors of shape ``(B,)``
             (info values with leading ``B``).
         """
-        if restarting is None:
-            out = self.simulator.step(self.state, slate, self.rng)
-            self.state = out.state
-            self.elapsed = self.elapsed + 1
-            reward, clicked, terminated = out.reward, out.clicked, out.terminated
-        else:
-            stepping = ~restarting
-            out = self.simulator.step(self.state, slate, self.rng.masked(stepping))
-            fresh = self.simulator.reset(self.num_users, self.rng.masked(restarting))
-            self.state = merge_states(restarting, fresh, out.state)
-            self.elapsed = (self.elapsed + 1).masked_fill(restarting, 0)
-            reward = out.reward.masked_fill(restarting, 0.0)
-            clicked = out.clicked.masked_fill(restarting, -1)
-            terminated = out.terminated & stepping
+        self.state, self.elapsed, reward, clicked, terminated, info = self._advance(
+            self.state, slate, self.elapsed, restarting)
         if self.max_episode_steps is None:
             truncated = torch.zeros_like(terminated)
         else:
             truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
-        return reward, clicked, terminated, truncated, out.info
+        return reward, clicked, terminated, truncated, info

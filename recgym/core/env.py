@@ -111,6 +111,8 @@ class RecVectorEnv(VectorEnv):
         observation_keys: which of the simulator's observation keys the agent sees.
         max_episode_steps: sessions are truncated after this many steps (None: never).
         device: where the simulation runs.
+        compile: fuse each step with ``torch.compile`` (see
+            :class:`~recgym.core.batch.SimulationBatch`); same results, faster at scale.
         render_mode: not supported beyond None.
 
     Autoreset is Gymnasium's next-step mode: after a user's session ends, the next
@@ -122,7 +124,8 @@ class RecVectorEnv(VectorEnv):
 
     def __init__(self, simulator: UserSimulator, num_envs: int, *,
                  observation_keys: Sequence[str], max_episode_steps: int | None = None,
-                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
+                 device: torch.device | str = "cpu", compile: bool = False,
+                 render_mode: str | None = None) -> None:
         self.simulator = simulator
         self.num_envs = num_envs
         self.observation_keys = tuple(observation_keys)
@@ -134,7 +137,7 @@ class RecVectorEnv(VectorEnv):
         )
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.batch = SimulationBatch(simulator, num_envs, max_episode_steps=max_episode_steps,
-                                     device=device)
+                                     device=device, compile=compile)
         self._autoreset = torch.zeros(num_envs, dtype=torch.bool, device=self.batch.device)
         self._seeded = False
 

@@ -21,6 +21,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -227,9 +228,17 @@ class _ListColumn:
     def ok(self) -> np.ndarray:
         return ~(self.nan_rows | self.mistyped_rows)
 
-    @property
+    @cached_property
     def row_of_value(self) -> np.ndarray:
         return np.repeat(np.arange(len(self.lengths)), self.lengths)
+
+    @cached_property
+    def matrix(self) -> np.ndarray | None:
+        """(rows, k) view of the values when every row is valid with the same length k."""
+        n = len(self.lengths)
+        if n == 0 or not self.ok.all() or self.lengths.min() != self.lengths.max():
+            return None
+        return self.values.reshape(n, int(self.lengths[0]))
 
 
 def _parse_list_cells_slow(cells: np.ndarray) -> _ListColumn:
@@ -654,23 +663,29 @@ def _check_values(logs: pd.DataFrame, f: _Findings, num_items: int | None) -> No
                 "split the log by slate length"))
             f.flag("slate_length", bad)
     rows = slate.row_of_value
+    mat = slate.matrix
     if len(slate.values):
-        shifted = slate.values - slate.values.min()
-        width = int(shifted.max()) + 1
-        key = rows.astype(np.int64) * width + shifted
-        skey = np.sort(key)
-        dup_keys = skey[1:][skey[1:] == skey[:-1]]
-        if len(dup_keys):
+        if mat is not None:
+            srt = np.sort(mat, axis=1)
+            rep = (srt[:, 1:] == srt[:, :-1]).any(axis=1)
+        else:
+            shifted = slate.values - slate.values.min()
+            width = int(shifted.max()) + 1
+            skey = np.sort(rows.astype(np.int64) * width + shifted)
+            dup_keys = skey[1:][skey[1:] == skey[:-1]]
             rep = np.zeros(n, bool)
             rep[(dup_keys // width).astype(np.int64)] = True
+        if rep.any():
             f.problems.append(_row_problem(
                 "repeated_item", "slate", "show the same item twice", rep, index,
                 lambda p: f"slate={_fmt_value(logs['slate'].iloc[p])}",
                 "each item is shown once per page view; de-duplicate the slates"))
             f.flag("repeated_item", rep)
-        hit = np.zeros(n, bool)
-        match = slate.values == np.repeat(click.values, slate.lengths)
-        hit[rows[match]] = True
+        if mat is not None:
+            hit = (mat == click.values[:, None]).any(axis=1)
+        else:
+            hit = np.zeros(n, bool)
+            hit[rows[slate.values == np.repeat(click.values, slate.lengths)]] = True
         bad = ok & click.ok & (click.values != -1) & ~hit
         if bad.any():
             f.problems.append(_row_problem(

@@ -309,7 +309,9 @@ class SyntheticMDPEnv(RecEnv):
     ## Vectorized environment
 
     ``gym.make_vec("SyntheticMDP-v0", num_envs=4096, vectorization_mode="vector_entry_point")``
-    steps all users in one torch call (:class:`SyntheticMDPVectorEnv`).
+    steps all users in one torch call (:class:`SyntheticMDPVectorEnv`); add ``compile=True``
+    to fuse each step with ``torch.compile`` (same trajectories, about twice as fast at
+    thousands of users, after ~10-20 s of compilation).
 
     ## Version History
 
@@ -332,13 +334,14 @@ class SyntheticMDPVectorEnv(RecVectorEnv):
     def __init__(self, num_envs: int = 1, num_states: int = 10, num_items: int = 50,
                  slate_size: int = 10, *, history_length: int = 10, observe_state: bool = False,
                  world_seed: int = 0, max_episode_steps: int | None = 200,
-                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
+                 device: torch.device | str = "cpu", compile: bool = False,
+                 render_mode: str | None = None) -> None:
         simulator = SyntheticMDP(num_states, num_items, slate_size,
                                  history_length=history_length, world_seed=world_seed,
                                  device=device)
         super().__init__(simulator, num_envs, observation_keys=_observation_keys(observe_state),
                          max_episode_steps=max_episode_steps, device=device,
-                         render_mode=render_mode)
+                         compile=compile, render_mode=render_mode)
 
 
 LOGGING_POLICIES = ("random", "max", "mix")
