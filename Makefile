@@ -26,7 +26,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python benchmarks/synthetic_mdp_throughput.py
+	$(BIN)/python benchmarks/env_throughput.py --env SyntheticMDP-v0
 
 clean:
 	rm -rf $(VENV)

@@ -181,6 +181,33 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(_format_table(rows))
 
 
+def cmd_fit_recsimu(args: argparse.Namespace) -> None:
+    """Fit RecSimu (Algorithm 1) and report F1 / AUC on each session's last tuple."""
+    from recgym.simulators.recsimu.data import load_browsing_logs
+    from recgym.simulators.recsimu.fit import RecSimuTraining, fit_recsimu
+    from recgym.simulators.recsimu.model import RecSimuConfig
+
+    try:
+        logs, num_items = load_browsing_logs(args.data, args.root)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(str(error)) from error
+    training = RecSimuTraining(
+        alpha=args.alpha, beta=args.beta, lam=args.lam, adversarial=not args.no_adversarial,
+        generator_pretrain_epochs=args.pretrain_epochs,
+        discriminator_pretrain_epochs=args.pretrain_epochs,
+        adversarial_epochs=args.epochs, embedding_epochs=args.embedding_epochs, seed=args.seed)
+    num_feedback = int(logs["feedback"].max()) + 1
+    config = RecSimuConfig(num_items=num_items, num_feedback=max(num_feedback, 2),
+                           state_length=args.state_length,
+                           per_feedback_fake=not args.single_fake_class)
+    result = fit_recsimu(logs, config=config, training=training, checkpoint=args.out,
+                         resume=args.resume)
+    split = result.split
+    print(f"fitted RecSimu on {len(split.train):,} tuples ({len(split.valid):,} validation, "
+          f"{len(split.test):,} test); checkpoint: {args.out}")
+    print(f"test (last tuple of each session): F1 {result.test.f1:.4f}  AUC {result.test.auc:.4f}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``recgym`` command."""
     parser = argparse.ArgumentParser(prog="recgym", description=__doc__)
@@ -221,6 +248,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--policy", nargs="+", default=["random"],
                           help=f"any of {REFERENCE_POLICIES} or saved SB3 models (.zip)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    fit = commands.add_parser("fit", help="fit a user simulator on logs")
+    simulators = fit.add_subparsers(dest="simulator", required=True)
+    recsimu = simulators.add_parser("recsimu", help="RecSimu (Zhao et al. 2020), Algorithm 1")
+    recsimu.add_argument("--data", required=True,
+                         help="log file (Parquet/CSV), MovieLens name (ml-latest-small, "
+                              "ml-100k, ...) or diginetica / yoochoose")
+    recsimu.add_argument("--root", help="folder holding the dataset's files")
+    recsimu.add_argument("--out", default="recsimu.pt", help="checkpoint file")
+    recsimu.add_argument("--resume", action="store_true", help="continue from --out")
+    recsimu.add_argument("--state-length", type=int, default=20, help="N")
+    recsimu.add_argument("--epochs", type=int, default=10, help="adversarial epochs")
+    recsimu.add_argument("--pretrain-epochs", type=int, default=5)
+    recsimu.add_argument("--embedding-epochs", type=int, default=5)
+    recsimu.add_argument("--alpha", type=float, default=1.0)
+    recsimu.add_argument("--beta", type=float, default=1.0)
+    recsimu.add_argument("--lam", type=float, default=0.3)
+    recsimu.add_argument("--no-adversarial", action="store_true", help="RecSimu-3")
+    recsimu.add_argument("--single-fake-class", action="store_true", help="RecSimu-1")
+    recsimu.add_argument("--seed", type=int, default=0)
+    recsimu.set_defaults(func=cmd_fit_recsimu)
 
     add_data_commands(commands)
     return parser

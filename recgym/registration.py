@@ -6,6 +6,8 @@ import gymnasium as gym
 
 ENV_DESCRIPTIONS: dict[str, str] = {
     "SyntheticMDP-v0": "m-state MDP of IRecGAN sec. 7.1: click prop. to reward, Bernoulli continue",
+    "RecSimu-v0": "RecSimu (Zhao et al. 2020) user fitted on ml-latest-small: feedback on one item",
+    "RecSimuSlate-v0": "RecSimu-v0 with k-item slates: feedback on every shown item",
 }
 
 
@@ -18,3 +20,12 @@ def register_envs() -> None:
             vector_entry_point="recgym.envs.synthetic_mdp:SyntheticMDPVectorEnv",
             max_episode_steps=200,
         )
+    for env_id, kwargs in (("RecSimu-v0", {}), ("RecSimuSlate-v0", {"slate_size": 5})):
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point="recgym.envs.recsimu:RecSimuEnv",
+                vector_entry_point="recgym.envs.recsimu:RecSimuVectorEnv",
+                max_episode_steps=20,
+                kwargs=kwargs,
+            )

@@ -53,12 +53,11 @@ def test_vector_env_spaces_and_step(env_id):
 
 
 def _rollout(env, seed: int, steps: int):
-    actions = np.random.default_rng(seed)
+    env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     events = [obs]
     for _ in range(steps):
-        obs, reward, terminated, truncated, _ = env.step(
-            actions.integers(0, env.action_space.nvec))
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
         events.append((obs, reward, terminated, truncated))
         if terminated or truncated:
             events.append(env.reset()[0])
@@ -68,6 +67,8 @@ def _rollout(env, seed: int, steps: int):
 def _same(a, b) -> bool:
     if isinstance(a, tuple):
         return all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return bool(np.array_equal(a, b))
 
 
@@ -97,3 +98,42 @@ def test_env_pickles_and_continues_identically(env_id):
     vector_clone = pickle.loads(pickle.dumps(vector))
     actions = vector.action_space.sample()
     assert _same(vector.step(actions)[:4], vector_clone.step(actions)[:4])
+
+
+def _user(observation, i):
+    if isinstance(observation, dict):
+        return {key: value[i] for key, value in observation.items()}
+    return observation[i]
+
+
+@pytest.mark.parametrize("env_id", RECGYM_IDS)
+def test_vector_user_i_matches_single_env_seeded_s_plus_i(env_id):
+    num_envs, seed, steps = 3, 100, 30
+    vector = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                          max_episode_steps=8)
+    space = vector.single_action_space
+    space.seed(0)
+    actions = [[space.sample() for _ in range(num_envs)] for _ in range(steps)]
+    obs, _ = vector.reset(seed=seed)
+    vector_events = [[(_user(obs, i), 0.0, False, False)] for i in range(num_envs)]
+    for step_actions in actions:
+        obs, reward, terminated, truncated, _ = vector.step(np.stack(step_actions))
+        for i in range(num_envs):
+            vector_events[i].append((_user(obs, i), float(reward[i]), bool(terminated[i]),
+                                     bool(truncated[i])))
+    restarts = 0
+    for i in range(num_envs):
+        single = gym.make(env_id, max_episode_steps=8)
+        obs, _ = single.reset(seed=seed + i)
+        events, done = [(obs, 0.0, False, False)], False
+        for step_actions in actions:
+            if done:
+                obs, done = single.reset()[0], False
+                restarts += 1
+                events.append((obs, 0.0, False, False))
+                continue
+            obs, reward, terminated, truncated, _ = single.step(step_actions[i])
+            done = terminated or truncated
+            events.append((obs, reward, terminated, truncated))
+        assert _same(tuple(events), tuple(vector_events[i]))
+    assert restarts > 0, "the test should cover at least one autoreset"

@@ -29,14 +29,28 @@ def merge_states(mask: Tensor, new: State, old: State) -> State:
 
 
 def as_slate_tensor(action: object, slate_size: int, num_items: int, device: torch.device,
-                    batch_size: int | None = None) -> Tensor:
+                    batch_size: int | None = None, single_item: bool = False) -> Tensor:
     """Validate an action and return it as an int64 ``(B, k)`` tensor of item ids.
+
+    Args:
+        action: a slate ``(k,)`` (or ``(B, k)`` with ``batch_size``); with ``single_item``
+            one item id ``()`` (or ``(B,)``), for ``Discrete`` action spaces.
+        slate_size: ``k``.
+        num_items: ids must lie in ``[0, num_items)``.
+        device: where the result lives.
+        batch_size: ``B`` for a batch of actions, None for one.
+        single_item: the action is an item id rather than a slate of one.
 
     Raises:
         TypeError: the action is not an integer array.
         ValueError: wrong shape, or ids outside ``[0, num_items)``.
     """
-    expected = f"({slate_size},)" if batch_size is None else f"({batch_size}, {slate_size})"
+    if single_item:
+        want_shape = () if batch_size is None else (batch_size,)
+        expected = "() (one item id)" if batch_size is None else f"({batch_size},)"
+    else:
+        want_shape = (slate_size,) if batch_size is None else (batch_size, slate_size)
+        expected = f"({slate_size},)" if batch_size is None else f"({batch_size}, {slate_size})"
     if isinstance(action, Tensor):
         tensor = action
     else:
@@ -49,7 +63,6 @@ def as_slate_tensor(action: object, slate_size: int, num_items: int, device: tor
             f"slate must hold integer item ids, got dtype {tensor.dtype}; pass an int array of "
             f"shape {expected}, or wrap the env in recgym.core.TopKSlate to act with scores"
         )
-    want_shape = (slate_size,) if batch_size is None else (batch_size, slate_size)
     if tuple(tensor.shape) != want_shape:
         raise ValueError(f"slate must have shape {expected}, got {tuple(tensor.shape)}")
     tensor = tensor.to(device=device, dtype=torch.int64).reshape(-1, slate_size)
@@ -103,10 +116,22 @@ class SimulationBatch:
         self.rng = UserRandom.from_seeds(range(num_users), device=self.device)
         self.state: State = simulator.reset(num_users, self.rng)
         self.elapsed = torch.zeros(num_users, dtype=torch.int64, device=self.device)
+        self.compile = compile
+        self._set_advance()
+
+    def _set_advance(self) -> None:
         self._advance = self._advance_eager
-        if compile:
-            self._advance = torch.compile(_own_code(self._advance_eager), fullgraph=True,
-                                          dynamic=False)
+        if self.compile:
+            self._advance = torch.compile(_own_code(self._advance_eager), dynamic=False)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_advance"]  # a compiled function does not pickle; rebuilt on load
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._set_advance()
 
     def seed(self, seeds: Sequence[int] | Tensor, mask: Tensor | None = None) -> None:
         """Restart the random streams of the users in ``mask`` (all if None)."""
@@ -147,7 +172,9 @@ class SimulationBatch:
         """Show every user a slate; users in ``restarting`` start a new session instead.
 
         ``restarting`` is Gymnasium's next-step autoreset: those users ignore their slate,
-        draw a fresh session and report reward 0, no click and neither flag.
+        draw a fresh session and report reward 0, no click and neither flag. A session
+        reaching ``max_episode_steps`` is truncated, also when it terminates on that step
+        (Gymnasium's ``TimeLimit`` convention).
 
         Returns:
             ``(reward, clicked, terminated, truncated, info)``, tensors of shape ``(B,)``
@@ -158,5 +185,6 @@ class SimulationBatch:
         if self.max_episode_steps is None:
             truncated = torch.zeros_like(terminated)
         else:
-            truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
+            # as Gymnasium's TimeLimit: the limit truncates even a step that also terminates
+            truncated = self.elapsed >= self.max_episode_steps
         return reward, clicked, terminated, truncated, info

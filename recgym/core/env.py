@@ -44,9 +44,26 @@ def to_numpy_observation(observation: dict[str, Tensor], keys: Sequence[str]):
     return {key: observation[key].cpu().numpy().copy() for key in keys}
 
 
+def _first_user(observation):
+    """User 0 of a batched observation (an array or a dict of arrays)."""
+    if isinstance(observation, dict):
+        return {key: value[0] for key, value in observation.items()}
+    return observation[0]
+
+
 def num_candidates(simulator: UserSimulator) -> int:
     """How many ids a slate position can take (the catalogue unless the model says otherwise)."""
     return int(getattr(simulator, "num_candidates", simulator.num_items))
+
+
+def slate_action_space(simulator: UserSimulator, single_item: bool) -> gym.Space:
+    """``MultiDiscrete([n_candidates] * k)``, or ``Discrete(n_candidates)`` for one item."""
+    if single_item:
+        if simulator.slate_size != 1:
+            raise ValueError(f"single_item needs slate_size 1, got {simulator.slate_size}")
+        return gym.spaces.Discrete(num_candidates(simulator))
+    return gym.spaces.MultiDiscrete(
+        np.full(simulator.slate_size, num_candidates(simulator), dtype=np.int64))
 
 
 class RecEnv(gym.Env):
@@ -55,6 +72,7 @@ class RecEnv(gym.Env):
     Args:
         simulator: the user model.
         observation_keys: which of the simulator's observation keys the agent sees.
+        single_item: act with one item id (``Discrete``) instead of a slate of one.
         device: where the simulation runs.
         render_mode: not supported beyond None (kept for Gymnasium's signature).
 
@@ -65,14 +83,14 @@ class RecEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, simulator: UserSimulator, *, observation_keys: Sequence[str],
-                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
+                 single_item: bool = False, device: torch.device | str = "cpu",
+                 render_mode: str | None = None) -> None:
         self.simulator = simulator
         self.observation_keys = tuple(observation_keys)
+        self.single_item = single_item
         self.render_mode = render_mode
         self.observation_space = observation_space_for(simulator, self.observation_keys)
-        self.action_space = gym.spaces.MultiDiscrete(
-            np.full(simulator.slate_size, num_candidates(simulator), dtype=np.int64)
-        )
+        self.action_space = slate_action_space(simulator, single_item)
         self.batch = SimulationBatch(simulator, 1, device=device)
         self._seeded = False
         self._needs_reset = True
@@ -86,17 +104,19 @@ class RecEnv(gym.Env):
             self._seeded = True
         self.batch.reset()
         self._needs_reset = False
-        return to_numpy_observation(self.batch.observe(), self.observation_keys)[0], {}
+        return _first_user(to_numpy_observation(self.batch.observe(), self.observation_keys)), {}
 
     def step(self, action):
         """Show the user a slate of ``k`` item ids."""
         if self._needs_reset:
             raise RuntimeError("the session is over (or never started): call env.reset() first")
         slate = as_slate_tensor(action, self.simulator.slate_size,
-                                num_candidates(self.simulator), self.batch.device)
+                                num_candidates(self.simulator), self.batch.device,
+                                single_item=self.single_item)
         reward, clicked, terminated, _, info = self.batch.step(slate)
         self._needs_reset = bool(terminated[0])
-        observation = to_numpy_observation(self.batch.observe(), self.observation_keys)[0]
+        observation = _first_user(to_numpy_observation(self.batch.observe(),
+                                                        self.observation_keys))
         step_info = {"clicked": int(clicked[0])}
         step_info.update({key: value[0].cpu().numpy() for key, value in info.items()})
         return observation, float(reward[0]), bool(terminated[0]), False, step_info
@@ -109,6 +129,7 @@ class RecVectorEnv(VectorEnv):
         simulator: the user model.
         num_envs: number of users ``N``.
         observation_keys: which of the simulator's observation keys the agent sees.
+        single_item: act with one item id per user (``Discrete``) instead of slates.
         max_episode_steps: sessions are truncated after this many steps (None: never).
         device: where the simulation runs.
         compile: fuse each step with ``torch.compile`` (see
@@ -123,18 +144,17 @@ class RecVectorEnv(VectorEnv):
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, simulator: UserSimulator, num_envs: int, *,
-                 observation_keys: Sequence[str], max_episode_steps: int | None = None,
-                 device: torch.device | str = "cpu", compile: bool = False,
-                 render_mode: str | None = None) -> None:
+                 observation_keys: Sequence[str], single_item: bool = False,
+                 max_episode_steps: int | None = None, device: torch.device | str = "cpu",
+                 compile: bool = False, render_mode: str | None = None) -> None:
         self.simulator = simulator
         self.num_envs = num_envs
         self.observation_keys = tuple(observation_keys)
+        self.single_item = single_item
         self.render_mode = render_mode
         self.single_observation_space = observation_space_for(simulator, self.observation_keys)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.single_action_space = gym.spaces.MultiDiscrete(
-            np.full(simulator.slate_size, num_candidates(simulator), dtype=np.int64)
-        )
+        self.single_action_space = slate_action_space(simulator, single_item)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.batch = SimulationBatch(simulator, num_envs, max_episode_steps=max_episode_steps,
                                      device=device, compile=compile)
@@ -176,7 +196,7 @@ class RecVectorEnv(VectorEnv):
         """Show every user a slate: ``actions`` is an int array of shape ``(N, k)``."""
         slate = as_slate_tensor(actions, self.simulator.slate_size,
                                 num_candidates(self.simulator), self.batch.device,
-                                batch_size=self.num_envs)
+                                batch_size=self.num_envs, single_item=self.single_item)
         restarting = self._autoreset if bool(self._autoreset.any()) else None
         reward, clicked, terminated, truncated, info = self.batch.step(slate, restarting)
         self._autoreset = terminated | truncated

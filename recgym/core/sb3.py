@@ -43,7 +43,8 @@ class SB3VecEnv(VecEnv):
         self.scores = scores
         action_space = vec_env.single_action_space
         if scores:
-            action_space = gym.spaces.Box(-1.0, 1.0, (int(action_space.nvec[0]),), np.float32)
+            action_space = gym.spaces.Box(-1.0, 1.0, (num_candidates(vec_env.simulator),),
+                                          np.float32)
         super().__init__(vec_env.num_envs, vec_env.single_observation_space, action_space)
         self._actions = None
         self._seed: int | None = None
@@ -66,7 +67,8 @@ class SB3VecEnv(VecEnv):
         else:
             slate = as_slate_tensor(self._actions, simulator.slate_size,
                                     num_candidates(simulator), self.batch.device,
-                                    batch_size=self.num_envs)
+                                    batch_size=self.num_envs,
+                                    single_item=self.rec_env.single_item)
         reward, _, terminated, truncated, _ = self.batch.step(slate)
         done = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
@@ -74,7 +76,7 @@ class SB3VecEnv(VecEnv):
             keys = self.rec_env.observation_keys
             finished = done.nonzero().flatten().tolist()
             final = to_numpy_observation(self.batch.observe(), keys)
-            truncated_np = truncated.cpu().numpy()
+            truncated_np = (truncated & ~terminated).cpu().numpy()
             for i in finished:
                 last = final[i] if len(keys) == 1 else {k: v[i] for k, v in final.items()}
                 infos[i]["terminal_observation"] = last

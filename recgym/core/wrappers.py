@@ -34,25 +34,32 @@ def scores_to_slate(scores: Tensor | np.ndarray, k: int) -> Tensor:
     return torch.topk(scores, k, dim=-1, sorted=True).indices
 
 
-def _score_space(slate_space: gym.spaces.MultiDiscrete) -> gym.spaces.Box:
-    n_candidates = int(slate_space.nvec.flat[0])
+def _slate_shape(space: gym.Space, wrapper: str) -> tuple[int, int]:
+    """``(n_candidates, k)`` of a slate space; ``k = 0`` marks a ``Discrete`` single item."""
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return int(space.nvec.flat[0]), int(space.nvec.shape[0])
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n), 0
+    raise TypeError(f"{wrapper} wraps a MultiDiscrete slate or Discrete item space, got {space}")
+
+
+def _score_space(n_candidates: int) -> gym.spaces.Box:
     return gym.spaces.Box(-1.0, 1.0, shape=(n_candidates,), dtype=np.float32)
 
 
 class TopKSlate(gym.ActionWrapper):
-    """Turn a ``Box`` of candidate scores into the top-k slate of a recgym env."""
+    """Turn a ``Box`` of candidate scores into the top-k slate (or top item) of a recgym env."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        if not isinstance(env.action_space, gym.spaces.MultiDiscrete):
-            raise TypeError(f"TopKSlate wraps an env with a MultiDiscrete slate space, got "
-                            f"{env.action_space}")
-        self.slate_size = int(env.action_space.nvec.shape[0])
-        self.action_space = _score_space(env.action_space)
+        n_candidates, self._slate_size = _slate_shape(env.action_space, "TopKSlate")
+        self.slate_size = max(self._slate_size, 1)
+        self.action_space = _score_space(n_candidates)
 
-    def action(self, action) -> np.ndarray:
-        """Scores ``(n_candidates,)`` to a slate ``(k,)``."""
-        return scores_to_slate(action, self.slate_size)[0].numpy()
+    def action(self, action):
+        """Scores ``(n_candidates,)`` to a slate ``(k,)``, or to one item id."""
+        slate = scores_to_slate(action, self.slate_size)[0].numpy()
+        return slate if self._slate_size else int(slate[0])
 
 
 class TopKSlateVector(VectorActionWrapper):
@@ -60,13 +67,12 @@ class TopKSlateVector(VectorActionWrapper):
 
     def __init__(self, env: VectorEnv) -> None:
         super().__init__(env)
-        single = env.single_action_space
-        if not isinstance(single, gym.spaces.MultiDiscrete):
-            raise TypeError(f"TopKSlateVector wraps a MultiDiscrete slate space, got {single}")
-        self.slate_size = int(single.nvec.shape[0])
-        self.single_action_space = _score_space(single)
+        n_candidates, self._slate_size = _slate_shape(env.single_action_space, "TopKSlateVector")
+        self.slate_size = max(self._slate_size, 1)
+        self.single_action_space = _score_space(n_candidates)
         self.action_space = batch_space(self.single_action_space, env.num_envs)
 
     def actions(self, actions) -> np.ndarray:
-        """Scores to slates for every user."""
-        return scores_to_slate(actions, self.slate_size).numpy()
+        """Scores to slates ``(N, k)`` (or item ids ``(N,)``) for every user."""
+        slates = scores_to_slate(actions, self.slate_size).numpy()
+        return slates if self._slate_size else slates[:, 0]

@@ -1,10 +1,11 @@
-"""User-steps per second of SyntheticMDP-v0: batched vector path vs Gymnasium's SyncVectorEnv.
+"""User-steps per second of a recgym env: batched vector path vs Gymnasium's SyncVectorEnv.
 
-Both run in this process, interleaved, several times; the table reports medians and the
-median of the per-repeat ratios, since shared machines are noisy. Actions are drawn
-before timing. A long run at N = 4,096 records resident memory to show it stays flat.
+All paths run in this process, interleaved, several times; the table reports medians and
+the median of the per-repeat ratios, since shared machines are noisy. Actions are drawn
+before timing. A long run at the largest N records resident memory to show it stays flat.
 
-    python benchmarks/synthetic_mdp_throughput.py [--quick] [--out benchmarks/results/...md]
+    python benchmarks/env_throughput.py --env SyntheticMDP-v0 [--quick]
+    python benchmarks/env_throughput.py --env RecSimu-v0 --sizes 1 64 1024
 """
 
 from __future__ import annotations
@@ -18,12 +19,9 @@ from datetime import date
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 import recgym  # noqa: F401  (registers the envs)
-
-ENV_ID = "SyntheticMDP-v0"
 
 
 def resident_mib() -> float:
@@ -32,7 +30,7 @@ def resident_mib() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def steps_per_second(envs: gym.vector.VectorEnv, actions: np.ndarray, seconds: float,
+def steps_per_second(envs: gym.vector.VectorEnv, actions: list, seconds: float,
                      min_steps: int) -> float:
     """User-steps per second of ``envs.step`` over at least ``seconds`` and ``min_steps``."""
     envs.reset(seed=0)
@@ -45,15 +43,14 @@ def steps_per_second(envs: gym.vector.VectorEnv, actions: np.ndarray, seconds: f
     return steps * envs.num_envs / (time.perf_counter() - started)
 
 
-def measure(num_envs: int, repeats: int, seconds: float) -> dict[str, float]:
+def measure(env_id: str, num_envs: int, repeats: int, seconds: float) -> dict[str, float]:
     """Median throughput of the three paths at one batch size, and the median ratios."""
-    vector = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point")
-    fused = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
+    vector = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    fused = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                          compile=True)
-    sync = gym.vector.SyncVectorEnv([lambda: gym.make(ENV_ID)] * num_envs)
-    generator = np.random.default_rng(0)
-    actions = np.stack([generator.permuted(np.tile(np.arange(50), (num_envs, 1)), axis=1)[:, :10]
-                        for _ in range(16)])
+    sync = gym.vector.SyncVectorEnv([lambda: gym.make(env_id)] * num_envs)
+    vector.action_space.seed(0)
+    actions = [vector.action_space.sample() for _ in range(16)]
     fast, fastest, slow = [], [], []
     for _ in range(repeats):
         fast.append(steps_per_second(vector, actions, seconds, min_steps=20))
@@ -67,11 +64,12 @@ def measure(num_envs: int, repeats: int, seconds: float) -> dict[str, float]:
             "spread": (max(fast) - min(fast)) / 2 / statistics.median(fast)}
 
 
-def memory_trace(num_envs: int, steps: int) -> list[tuple[int, float]]:
+def memory_trace(env_id: str, num_envs: int, steps: int) -> list[tuple[int, float]]:
     """Resident memory every ``steps // 5`` steps of a long vector-env run."""
-    envs = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
     envs.reset(seed=0)
-    action = np.tile(np.arange(10), (num_envs, 1))
+    envs.action_space.seed(1)
+    action = envs.action_space.sample()
     trace = []
     for step in range(steps + 1):
         if step % (steps // 5) == 0:
@@ -83,25 +81,31 @@ def memory_trace(num_envs: int, steps: int) -> list[tuple[int, float]]:
 def main() -> None:
     """Run the benchmark and write the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
-    parser.add_argument("--out", default="benchmarks/results/synthetic_mdp_throughput.md")
+    parser.add_argument("--env", default="SyntheticMDP-v0", help="registered env id")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024, 4096, 16384])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
+    parser.add_argument("--out", help="results file (default benchmarks/results/"
+                                      "<env>_throughput.md)")
     args = parser.parse_args()
-    sizes = (1, 64, 4096) if args.quick else (1, 64, 1024, 4096, 16384)
+    out = Path(args.out or f"benchmarks/results/{args.env.lower().replace('-', '_')}"
+                           "_throughput.md")
     repeats, seconds = (2, 0.5) if args.quick else (3, 2.0)
     rows = []
-    for num_envs in sizes:
-        result = measure(num_envs, repeats, seconds)
+    for num_envs in args.sizes:
+        result = measure(args.env, num_envs, repeats, seconds)
         rows.append((num_envs, result))
         print(f"N={num_envs:>6}: vector {result['vector']:>12,.0f}/s  compiled "
               f"{result['compiled']:>12,.0f}/s  sync {result['sync']:>9,.0f}/s  ratio "
               f"{result['ratio']:>7.1f}x / {result['ratio_compiled']:>7.1f}x", flush=True)
-    trace = memory_trace(4096, 2_000 if args.quick else 20_000)
+    largest = max(args.sizes)
+    trace = memory_trace(args.env, largest, 2_000 if args.quick else 20_000)
     print("RSS MiB over the long run:", [f"{mib:.0f}" for _, mib in trace])
 
     cpu = platform.processor() or platform.machine()
-    command = "python benchmarks/synthetic_mdp_throughput.py" + (" --quick" if args.quick else "")
+    command = (f"python benchmarks/env_throughput.py --env {args.env} --sizes "
+               + " ".join(map(str, args.sizes)) + (" --quick" if args.quick else ""))
     lines = [
-        "# SyntheticMDP-v0 throughput",
+        f"# {args.env} throughput",
         "",
         f"Command: `{command}`"
         f" ({date.today().isoformat()}; {os.cpu_count()} CPU cores, {cpu}, torch "
@@ -124,9 +128,8 @@ def main() -> None:
         lines.append(f"| {num_envs:,} | {result['vector']:,.0f} | {result['compiled']:,.0f} | "
                      f"{result['sync']:,.0f} | {result['ratio']:,.1f}x | "
                      f"{result['ratio_compiled']:,.1f}x | ±{100 * result['spread']:.0f}% |")
-    lines += ["", f"Resident memory (MiB) over {trace[-1][0]:,} steps at N = 4,096: " +
+    lines += ["", f"Resident memory (MiB) over {trace[-1][0]:,} steps at N = {largest:,}: " +
               ", ".join(f"step {step:,}: {mib:.0f}" for step, mib in trace) + "."]
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_suffix(".tmp")
     temporary.write_text("\n".join(lines) + "\n")
