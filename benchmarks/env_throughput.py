@@ -22,6 +22,7 @@ import gymnasium as gym
 import torch
 
 import recgym  # noqa: F401  (registers the envs)
+from recgym.data import atomic_write
 
 
 def resident_mib() -> float:
@@ -130,10 +131,8 @@ def main() -> None:
                      f"{result['ratio_compiled']:,.1f}x | ±{100 * result['spread']:.0f}% |")
     lines += ["", f"Resident memory (MiB) over {trace[-1][0]:,} steps at N = {largest:,}: " +
               ", ".join(f"step {step:,}: {mib:.0f}" for step, mib in trace) + "."]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_suffix(".tmp")
-    temporary.write_text("\n".join(lines) + "\n")
-    os.replace(temporary, out)
+    with atomic_write(out) as temporary:
+        temporary.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 
 

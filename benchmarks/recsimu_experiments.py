@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from recgym.data import atomic_write
 from recgym.simulators.recsimu.baselines import BASELINES, BaselineTraining, fit_baseline
 from recgym.simulators.recsimu.data import (
     BrowsingSequences,
@@ -153,10 +154,8 @@ def main() -> None:
     args = parser.parse_args()
     lines = run(args)
     out = Path(args.out or f"benchmarks/results/recsimu_{args.data.replace('/', '_')}.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_suffix(".tmp")
-    temporary.write_text("\n".join(lines) + "\n")
-    os.replace(temporary, out)
+    with atomic_write(out) as temporary:
+        temporary.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import gymnasium as gym
 
 import recgym
 from recgym.core import RandomPolicy, UserSimulator
-from recgym.data import LogDataset
+from recgym.data import LogDataset, atomic_write
 from recgym.data.cli import add_data_commands
 from recgym.evaluation import PolicyEvaluation, collect_logs, evaluate_policy
 
@@ -81,13 +79,6 @@ def _format_table(rows: dict[str, PolicyEvaluation]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_target(path: Path) -> tuple[Path, Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    return Path(temporary), path
-
-
 def cmd_list(args: argparse.Namespace) -> None:
     """Print every registered env with its one-line description."""
     width = max(map(len, recgym.ENV_DESCRIPTIONS))
@@ -117,10 +108,9 @@ def _plot_demo(rows: dict[str, PolicyEvaluation], path: Path) -> None:
     right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.suptitle("recgym demo: SyntheticMDP-v0 (IRecGAN sec. 7.1)")
     figure.tight_layout()
-    temporary, final = _atomic_target(path)
-    figure.savefig(temporary, format="png", dpi=120)
+    with atomic_write(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
     plt.close(figure)
-    os.replace(temporary, final)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -307,3 +307,17 @@ def test_validation_is_fast_on_a_large_log():
     ds = LogDataset(df)
     assert time.perf_counter() - start < 10.0
     assert ds.num_items == 100 and ds.slate_size == k
+
+
+def test_atomic_write_replaces_on_success_and_keeps_the_old_file_on_error(tmp_path):
+    from recgym.data import atomic_write
+
+    target = tmp_path / "sub" / "table.txt"
+    with atomic_write(target) as temporary:
+        temporary.write_text("first")
+    assert target.read_text() == "first" and oct(target.stat().st_mode)[-3:] == "644"
+    with pytest.raises(RuntimeError), atomic_write(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "first"
+    assert [p.name for p in target.parent.iterdir()] == ["table.txt"]

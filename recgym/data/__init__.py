@@ -23,6 +23,7 @@ from recgym.data.cf import (
     strong_generalization_split,
 )
 from recgym.data.download import ChecksumError, download_file, extract_zip, sha256_of
+from recgym.data.files import atomic_write
 from recgym.data.info import describe_interactions, describe_logs, describe_target
 from recgym.data.movielens import (
     MOVIELENS_RELEASES,
@@ -66,6 +67,7 @@ from recgym.data.splits import (
 )
 
 __all__ = [
+    "atomic_write",
     "FEEDBACK_CLICK",
     "FEEDBACK_PURCHASE",
     "FEEDBACK_SKIP",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from recgym.data.files import atomic_write
 
 SCHEMA_VERSION = 1
 METADATA_KEY = b"recgym"
@@ -1026,14 +1027,8 @@ def _items_path(path: Path) -> Path:
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as temporary:
+        pq.write_table(table, temporary)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -15,8 +15,6 @@ the discriminator is trained on logged and generated pairs with ``L_D^sup`` alon
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from recgym.data import atomic_write
 from recgym.evaluation.classification import f1_score, roc_auc
 from recgym.simulators.recsimu.data import (
     BrowsingSequences,
@@ -132,12 +131,8 @@ def feedback_metrics(labels: np.ndarray, classes: np.ndarray, scores: np.ndarray
 
 
 def _save_atomically(checkpoint: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    torch.save(checkpoint, temporary)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
+    with atomic_write(path) as temporary:
+        torch.save(checkpoint, temporary)
 
 
 def start_states(tuples: Tuples, limit: int = 5000) -> dict[str, Tensor]:
