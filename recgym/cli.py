@@ -3,70 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
-import gymnasium as gym
 
 import recgym
-from recgym.core import RandomPolicy, UserSimulator
+from recgym.core import UserSimulator
 from recgym.data import LogDataset, atomic_write
 from recgym.data.cli import add_data_commands
 from recgym.evaluation import PolicyEvaluation, collect_logs, evaluate_policy
-
-REFERENCE_POLICIES = ("random", "max", "mix")
-
-
-def _env_kwargs(pairs: list[str]) -> dict[str, Any]:
-    """``["num_items=100", "device='cpu'"]`` to keyword arguments."""
-    kwargs = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise SystemExit(f"--env-arg expects KEY=VALUE (e.g. num_items=100), got {pair!r}")
-        try:
-            kwargs[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            kwargs[key] = value
-    return kwargs
-
-
-def _make_simulator(env_id: str, kwargs: dict[str, Any]) -> tuple[UserSimulator, tuple[str, ...]]:
-    """The simulator behind a registered env id, and the observation keys its env exposes."""
-    if env_id not in recgym.ENV_DESCRIPTIONS:
-        raise SystemExit(f"unknown env {env_id!r}; `recgym list` shows the registered ones")
-    vec_env = gym.make_vec(env_id, num_envs=1, vectorization_mode="vector_entry_point", **kwargs)
-    unwrapped = vec_env.unwrapped
-    return unwrapped.simulator, unwrapped.observation_keys
+from recgym.evaluation.ope_cli import add_ope_commands
+from recgym.policies import REFERENCE_POLICIES, make_policy, parse_env_args, simulator_for_env
 
 
 def _make_policy(spec: str, simulator: UserSimulator, observation_keys: tuple[str, ...],
                  seed: int, algo: str):
-    """A reference policy by name, or a saved stable-baselines3 model by path."""
-    if spec == "random":
-        return RandomPolicy(simulator.num_items, simulator.slate_size, seed=seed)
-    if spec in REFERENCE_POLICIES:
-        if not hasattr(simulator, "world"):
-            raise SystemExit(f"policy {spec!r} needs the ground truth of a synthetic world; "
-                             "this env has none (use random or a trained model)")
-        from recgym.envs.synthetic_mdp import logging_policy
-
-        return logging_policy(spec, simulator, seed=seed)
-    path = Path(spec)
-    if not path.exists():
-        raise SystemExit(f"policy {spec!r} is neither one of {REFERENCE_POLICIES} nor a file")
-    try:
-        import stable_baselines3
-    except ImportError as error:
-        raise SystemExit("loading a model needs stable-baselines3: pip install recgym[sb3]") \
-            from error
-    from recgym.core import SB3Policy
-
-    model = getattr(stable_baselines3, algo.upper()).load(path, device="cpu")
-    return SB3Policy(model, observation_keys, simulator.slate_size)
+    return make_policy(spec, num_items=simulator.num_items, slate_size=simulator.slate_size,
+                       simulator=simulator, observation_keys=observation_keys, algo=algo,
+                       seed=seed)
 
 
 def _format_table(rows: dict[str, PolicyEvaluation]) -> str:
@@ -116,7 +70,7 @@ def _plot_demo(rows: dict[str, PolicyEvaluation], path: Path) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     """Make SyntheticMDP-v0, run reference policies (and a quick PPO), table and plot."""
     env_id = "SyntheticMDP-v0"
-    simulator, keys = _make_simulator(env_id, {})
+    simulator, keys = simulator_for_env(env_id, {})
     print(f"{env_id}: {simulator.num_states} states, {simulator.num_items} items, "
           f"slates of {simulator.slate_size}; evaluating on {args.sessions} sessions each")
     policies = {name: _make_policy(name, simulator, keys, args.seed, "ppo")
@@ -149,7 +103,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_generate_logs(args: argparse.Namespace) -> None:
     """Roll a logging policy out and save the sessions as a Parquet log."""
-    simulator, keys = _make_simulator(args.env, _env_kwargs(args.env_arg))
+    simulator, keys = simulator_for_env(args.env, parse_env_args(args.env_arg))
     policy = _make_policy(args.policy, simulator, keys, args.seed, args.algo)
     extra = tuple(k for k in simulator.observation_spaces() if k == "true_state")
     logs = collect_logs(simulator, policy, args.sessions, seed=args.seed,
@@ -161,7 +115,7 @@ def cmd_generate_logs(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Evaluate one or more policies by simulated roll-outs."""
-    simulator, keys = _make_simulator(args.env, _env_kwargs(args.env_arg))
+    simulator, keys = simulator_for_env(args.env, parse_env_args(args.env_arg))
     rows = {}
     for spec in args.policy:
         policy = _make_policy(spec, simulator, keys, args.seed, args.algo)
@@ -196,6 +150,25 @@ def cmd_fit_recsimu(args: argparse.Namespace) -> None:
     print(f"fitted RecSimu on {len(split.train):,} tuples ({len(split.valid):,} validation, "
           f"{len(split.test):,} test); checkpoint: {args.out}")
     print(f"test (last tuple of each session): F1 {result.test.f1:.4f}  AUC {result.test.auc:.4f}")
+
+
+def cmd_fit_irecgan_user(args: argparse.Namespace) -> None:
+    """Fit IRecGAN's user model U by maximum likelihood (eq. 3) on a log file."""
+    from recgym.data import load_logs
+    from recgym.simulators.irecgan.fit import UserModelTraining, fit_user_model
+    from recgym.simulators.irecgan.model import UserModelConfig
+
+    logs = load_logs(args.data)
+    config = UserModelConfig(num_items=logs.num_items, embedding_dim=args.embedding_dim,
+                             hidden_size=args.hidden_size, num_layers=args.num_layers,
+                             cell=args.cell)
+    training = UserModelTraining(reward_weight=args.reward_weight, epochs=args.epochs,
+                                 batch_size=args.batch_size, seed=args.seed)
+    result = fit_user_model(logs, config=config, training=training, checkpoint=args.out,
+                            resume=args.resume)
+    best = max(result.history, key=lambda record: record["valid_log_likelihood"])
+    print(f"fitted U on {args.data}: best held-out log-likelihood per page view "
+          f"{best['valid_log_likelihood']:.4f} (epoch {best['epoch']}); checkpoint: {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,7 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
     recsimu.add_argument("--seed", type=int, default=0)
     recsimu.set_defaults(func=cmd_fit_recsimu)
 
+    user = simulators.add_parser("irecgan-user",
+                                 help="IRecGAN's user model U (Bai et al. 2019), eq. 3")
+    user.add_argument("--data", required=True, help="log file (Parquet / CSV, log schema)")
+    user.add_argument("--out", default="irecgan-user.pt", help="checkpoint file")
+    user.add_argument("--resume", action="store_true", help="continue from --out")
+    user.add_argument("--embedding-dim", type=int, default=50)
+    user.add_argument("--hidden-size", type=int, default=512)
+    user.add_argument("--num-layers", type=int, default=2)
+    user.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    user.add_argument("--reward-weight", type=float, default=1.0, help="lambda_p")
+    user.add_argument("--epochs", type=int, default=10)
+    user.add_argument("--batch-size", type=int, default=64)
+    user.add_argument("--seed", type=int, default=0)
+    user.set_defaults(func=cmd_fit_irecgan_user)
+
     add_data_commands(commands)
+    add_ope_commands(commands)
     return parser
 
 

@@ -13,7 +13,8 @@ def test_list_names_every_env(capsys):
     assert "SyntheticMDP-v0" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["list", "demo", "generate-logs", "evaluate", "data"])
+@pytest.mark.parametrize("command", ["list", "demo", "generate-logs", "evaluate", "data", "fit",
+                                     "ope"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])

@@ -104,3 +104,41 @@ class SB3Policy:
 
             return scores_to_slate(action, self.slate_size)
         return action.to(torch.int64).reshape(-1, self.slate_size)
+
+    def slate_probability(self, observation: dict[str, Tensor], slate: Tensor) -> Tensor:
+        """Probability that :meth:`act` shows each given slate, float64 ``(B,)``.
+
+        * ``deterministic=True``: 1 where ``act`` returns exactly ``slate``, else 0 (for
+          any action space: greedy ``MultiDiscrete`` choices and top-k of ``Box`` scores
+          are both deterministic functions of the observation).
+        * ``deterministic=False`` with a ``MultiDiscrete`` action space: SB3 samples each
+          position independently, so the probability of an ordered slate is the product
+          over positions of ``model.policy.get_distribution(obs)`` probabilities.
+
+        Raises:
+            NotImplementedError: a sampling policy over ``Box`` scores (a Gaussian pushed
+                through top-k has no closed-form slate probability); use
+                ``deterministic=True`` or estimators that only need ``act`` (DM, sim).
+        """
+        slate = slate.to(torch.int64)
+        if self.deterministic:
+            return (self.act(observation).to(slate.device) == slate).all(1).to(torch.float64)
+        import gymnasium as gym
+
+        space = self.model.action_space
+        if not isinstance(space, gym.spaces.MultiDiscrete):
+            raise NotImplementedError(
+                f"SB3Policy(deterministic=False) over a {type(space).__name__} action space "
+                "samples Gaussian scores and takes their top-k: its slate probabilities have "
+                "no closed form. Use deterministic=True, or estimators that need only act() "
+                "(dm, sim)")
+        numpy_obs = to_numpy_observation(observation, self.observation_keys)
+        with torch.no_grad():
+            obs_tensor, _ = self.model.policy.obs_to_tensor(numpy_obs)
+            distribution = self.model.policy.get_distribution(obs_tensor).distribution
+            columns = slate.to(obs_tensor.device if isinstance(obs_tensor, Tensor)
+                               else "cpu").reshape(len(slate), -1)
+            per_position = torch.stack(
+                [d.probs.gather(1, columns[:, j:j + 1]).squeeze(1).double()
+                 for j, d in enumerate(distribution)], dim=1)
+        return per_position.prod(1).to(slate.device)

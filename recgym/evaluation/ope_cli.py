@@ -1,0 +1,112 @@
+"""The ``recgym ope`` command: off-policy estimates of a policy on a log, table and plot.
+
+```
+recgym ope --policy runs/ppo.zip --logs logs.parquet --env SyntheticMDP-v0 \
+    --logging-policy mix --plot runs/ope.png --out runs/ope.csv
+```
+
+Wire it into the ``recgym`` parser with::
+
+    from recgym.evaluation.ope_cli import add_ope_commands
+    add_ope_commands(commands)   # commands = parser.add_subparsers(...)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from recgym.data import atomic_write
+from recgym.policies import REFERENCE_POLICIES, make_policy, parse_env_args, simulator_for_env
+
+
+def _simulator(env_id: str | None, env_args: list[str]):
+    """The simulator of a registered env (None without ``--env``) and its observation keys."""
+    if env_id is None:
+        return None, ("clicks",)
+    return simulator_for_env(env_id, parse_env_args(env_args))
+
+
+def cmd_ope(args: argparse.Namespace) -> None:
+    """Estimate a policy's value on a log; print the table, save a plot (and a CSV)."""
+    from recgym.data import LogDataset
+    from recgym.evaluation import ope
+
+    dataset = LogDataset.load(args.logs)
+    simulator, keys = _simulator(args.env, args.env_arg)
+    num_items = args.num_items or dataset.num_items
+    make = dict(num_items=num_items, slate_size=dataset.slate_size, simulator=simulator,
+                observation_keys=tuple(args.obs_key) if args.obs_key else keys,
+                algo=args.algo, seed=args.seed)
+    policy = make_policy(args.policy, stochastic=args.stochastic, **make)
+    logging = make_policy(args.logging_policy, **make) if args.logging_policy else None
+    history_length = args.history_length or getattr(simulator, "history_length", 10)
+    estimators = args.estimators
+    if estimators is None or "sim" in estimators:
+        sim = ope.SimulatorRollout(n_sessions=args.sim_sessions, n_refits=args.sim_refits)
+        estimators = [sim if name == "sim" else name
+                      for name in (estimators or ope.ALL_ESTIMATORS)]
+    try:
+        table = ope.evaluate(policy, dataset, estimators, logging_policy=logging,
+                             num_items=num_items, history_length=history_length,
+                             context_column=args.context_column or None,
+                             n_bootstrap=args.bootstrap, alpha=args.alpha, seed=args.seed,
+                             switch_tau=args.switch_tau,
+                             skip_unusable=args.estimators is None)
+    except ope.MissingInputError as error:
+        raise SystemExit(f"recgym ope: {error}") from error
+    print(ope.format_table(table))
+    if args.out:
+        with atomic_write(args.out) as temporary:
+            temporary.write_text(table.to_csv(index=False))
+        print(f"table saved to {args.out}")
+    if args.plot:
+        title = f"{Path(args.policy).name} on {Path(args.logs).name}"
+        ope.plot_table(table, args.plot, title=title)
+        print(f"plot saved to {args.plot}")
+
+
+def add_ope_commands(subparsers) -> argparse.ArgumentParser:
+    """Add the ``ope`` subcommand to an ``argparse`` subparsers object; return its parser."""
+    from recgym.evaluation.ope import ALL_ESTIMATORS
+
+    command = subparsers.add_parser(
+        "ope", help="off-policy estimates of a policy's value on a log (table and plot)",
+        description="Estimate a policy's reward per page view from logged data with "
+                    "off-policy estimators and a simulator fitted on the logs.")
+    command.add_argument("--policy", required=True,
+                         help=f"one of {REFERENCE_POLICIES} or a saved SB3 model (.zip)")
+    command.add_argument("--logs", required=True, help="Parquet (or CSV) log in recgym's schema")
+    command.add_argument("--estimators", nargs="+", default=None, choices=ALL_ESTIMATORS,
+                         metavar="NAME",
+                         help=f"any of {', '.join(ALL_ESTIMATORS)} (default: all usable)")
+    command.add_argument("--env", default=None,
+                         help="registered env the logs come from (needed by max / mix and to "
+                              "read a model's observation keys), e.g. SyntheticMDP-v0")
+    command.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                         help="env constructor argument, repeatable")
+    command.add_argument("--logging-policy", default=None,
+                         help="the policy that wrote the logs (random, max, mix or a model): "
+                              "gives the per-position propensities iips / rips / pi need")
+    command.add_argument("--algo", default="ppo", help="SB3 algorithm of a saved model")
+    command.add_argument("--stochastic", action="store_true",
+                         help="evaluate a saved model's sampling policy (default: greedy)")
+    command.add_argument("--obs-key", action="append", default=[],
+                         help="observation keys a saved model reads (default: the env's)")
+    command.add_argument("--num-items", type=int, default=None)
+    command.add_argument("--history-length", type=int, default=None,
+                         help="clicks in the rebuilt observations (default: the env's, or 10)")
+    command.add_argument("--context-column", default="true_state",
+                         help="column the reward model conditions on ('' for none)")
+    command.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples")
+    command.add_argument("--alpha", type=float, default=0.05)
+    command.add_argument("--switch-tau", type=float, default=100.0)
+    command.add_argument("--sim-sessions", type=int, default=1000,
+                         help="sessions per roll-out of the sim estimator")
+    command.add_argument("--sim-refits", type=int, default=10,
+                         help="bootstrap refits of the sim estimator's count simulator")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--plot", default="runs/ope.png", help="where to save the plot")
+    command.add_argument("--out", default=None, help="also save the table as CSV")
+    command.set_defaults(func=cmd_ope)
+    return command
