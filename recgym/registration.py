@@ -8,6 +8,7 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "SyntheticMDP-v0": "m-state MDP of IRecGAN sec. 7.1: click prop. to reward, Bernoulli continue",
     "RecSimu-v0": "RecSimu (Zhao et al. 2020) user fitted on ml-latest-small: feedback on one item",
     "RecSimuSlate-v0": "RecSimu-v0 with k-item slates: feedback on every shown item",
+    "IRecGAN-v0": "IRecGAN user model U (Bai et al. 2019) fitted on SyntheticMDP-v0 logs",
 }
 
 
@@ -18,6 +19,13 @@ def register_envs() -> None:
             id="SyntheticMDP-v0",
             entry_point="recgym.envs.synthetic_mdp:SyntheticMDPEnv",
             vector_entry_point="recgym.envs.synthetic_mdp:SyntheticMDPVectorEnv",
+            max_episode_steps=200,
+        )
+    if "IRecGAN-v0" not in gym.registry:
+        gym.register(
+            id="IRecGAN-v0",
+            entry_point="recgym.envs.irecgan:IRecGANEnv",
+            vector_entry_point="recgym.envs.irecgan:IRecGANVectorEnv",
             max_episode_steps=200,
         )
     for env_id, kwargs in (("RecSimu-v0", {}), ("RecSimuSlate-v0", {"slate_size": 5})):

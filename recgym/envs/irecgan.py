@@ -1,0 +1,199 @@
+"""IRecGAN-v0: users simulated by IRecGAN's fitted user behaviour model U (Bai et al. 2019).
+
+Each step the user sees a slate of ``k`` items and either clicks one of them or ends the
+session (the ``c_end`` symbol), with the probabilities of eq. 1; a click earns a reward
+with the probability of eq. 2 (in the synthetic MDP every click continues the session
+and earns 1; on e-commerce data the reward is a purchase). The user's RNN state then
+advances with the clicked item.
+
+A repeated item in a slate is shown once: only its first position can be clicked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from recgym.core.env import RecEnv, RecVectorEnv
+from recgym.core.simulator import Randomness, State, Step
+from recgym.simulators.irecgan.model import UserBehaviorModel
+
+DEFAULT_CHECKPOINT = "irecgan-user-synthetic-mdp.pt"
+
+
+def _earlier_copy(slate: Tensor) -> Tensor:
+    """Bool ``(B, k)``: the item at this position already appears earlier in the slate."""
+    same = slate[:, :, None] == slate[:, None, :]
+    earlier = torch.ones(slate.shape[1], slate.shape[1], dtype=torch.bool,
+                         device=slate.device).tril(-1)
+    return (same & earlier).any(-1)
+
+
+class IRecGANUsers:
+    """Batched users of a fitted U (implements ``UserSimulator``).
+
+    Args:
+        model: the fitted user behaviour model.
+        slate_size: items per slate ``k``.
+        history_length: recent clicks the agent observes.
+        device: where the simulation runs.
+    """
+
+    def __init__(self, model: UserBehaviorModel, *, slate_size: int = 10,
+                 history_length: int = 10, device: torch.device | str = "cpu") -> None:
+        config = model.config
+        if not 1 <= slate_size <= config.num_items:
+            raise ValueError(f"slate_size must be between 1 and {config.num_items}, "
+                             f"got {slate_size}")
+        if history_length < 1:
+            raise ValueError(f"history_length must be >= 1, got {history_length}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.num_items = config.num_items
+        self.slate_size = slate_size
+        self.history_length = history_length
+        self.lstm = config.cell == "lstm"
+        with torch.no_grad():
+            start = torch.full((1, 1), model.start_token, device=self.device)
+            output, memory = model.states(start)
+        self._start_output = output[:, 0]
+        memory = memory if self.lstm else (memory, torch.zeros_like(memory))
+        self._start_memory = tuple(m.transpose(0, 1) for m in memory)  # (1, layers, hidden)
+
+    @torch.no_grad()
+    def reset(self, batch_size: int, rng: Randomness) -> State:
+        """Every session starts from U's start state with no click yet."""
+        hidden, cell = (m.expand(batch_size, -1, -1) for m in self._start_memory)
+        return {"output": self._start_output.expand(batch_size, -1), "hidden": hidden,
+                "cell": cell,
+                "history": torch.full((batch_size, self.history_length), self.num_items,
+                                      dtype=torch.int64, device=self.device)}
+
+    @torch.no_grad()
+    def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
+        """Click or leave (eq. 1), reward of the click (eq. 2), next RNN state."""
+        model, k = self.model, slate.shape[1]
+        logits = model.click_logits(state["output"], slate)
+        logits[:, :k] = logits[:, :k].masked_fill(_earlier_copy(slate), -float("inf"))
+        cumulative = torch.softmax(logits, dim=1).cumsum(1)
+        uniforms = rng.uniform(2)
+        position = (cumulative[:, :-1] <= uniforms[:, :1]).sum(1)
+        clicked_any = position < k
+        item = slate.gather(1, position.clamp(max=k - 1)[:, None])[:, 0]
+        reward_probability = torch.sigmoid(model.reward_logit(state["output"], item))
+        reward = (clicked_any & (uniforms[:, 1] < reward_probability)).to(torch.float32)
+        memory = (state["hidden"].transpose(0, 1).contiguous(),
+                  state["cell"].transpose(0, 1).contiguous())
+        output, memory = model.states(item[:, None], memory if self.lstm else memory[0])
+        hidden, cell = memory if self.lstm else (memory, state["cell"].transpose(0, 1))
+        keep = ~clicked_any
+        history = torch.cat([state["history"][:, 1:], item[:, None]], dim=1)
+        return Step(
+            state={"output": torch.where(keep[:, None], state["output"], output[:, 0]),
+                   "hidden": torch.where(keep[:, None, None], state["hidden"],
+                                         hidden.transpose(0, 1)),
+                   "cell": torch.where(keep[:, None, None], state["cell"],
+                                       cell.transpose(0, 1)),
+                   "history": torch.where(keep[:, None], state["history"], history)},
+            reward=reward,
+            clicked=torch.where(clicked_any, item, -1),
+            terminated=keep,
+            info={"reward_probability": torch.where(clicked_any, reward_probability, 0.0)},
+        )
+
+    def observe(self, state: State) -> dict[str, Tensor]:
+        """The recent clicks, oldest first (``n`` = none yet), as a recommender sees them."""
+        return {"clicks": state["history"]}
+
+    def observation_spaces(self) -> dict[str, gym.Space]:
+        """Single-user spaces of the observation keys."""
+        return {"clicks": gym.spaces.MultiDiscrete(
+            np.full(self.history_length, self.num_items + 1, dtype=np.int64))}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path | None = None, **kwargs) -> IRecGANUsers:
+        """Users of a checkpoint from ``recgym fit irecgan-user`` (None: the shipped one)."""
+        if checkpoint is None:
+            from recgym.data import envs_data_path
+
+            checkpoint = envs_data_path() / DEFAULT_CHECKPOINT
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"IRecGAN user-model checkpoint {path} not found; fit one "
+                                    f"with `recgym fit irecgan-user --data LOGS --out "
+                                    f"{path.name}`")
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        return cls(UserBehaviorModel.from_checkpoint(loaded), **kwargs)
+
+
+class IRecGANEnv(RecEnv):
+    """One user simulated by IRecGAN's user behaviour model U (Bai et al., NeurIPS 2019).
+
+    ## Description
+
+    A user whose clicks on a k-item slate follow eq. 1 of the paper (a softmax over the
+    shown items and a session-end symbol) and whose clicks earn rewards by eq. 2. The
+    shipped default U is fitted on SyntheticMDP-v0 logs of the mix logging policy
+    (10,000 sessions), so it imitates the synthetic world; fit your own with
+    ``recgym fit irecgan-user``.
+
+    ## Action Space
+
+    ``MultiDiscrete([n_items] * k)``; a repeated item is shown once.
+
+    ## Observation Space
+
+    | key | shape | dtype | range | meaning |
+    |---|---|---|---|---|
+    | clicks | (history_length,) | int64 | 0 .. n | last clicks, oldest first; n: none yet |
+
+    ## Rewards
+
+    1 when the clicked item earns a reward (eq. 2), else 0; ``info["reward_probability"]``
+    holds the model's probability.
+
+    ## Starting State
+
+    U's start state (no click yet).
+
+    ## Episode End
+
+    Terminated when the user chooses the end symbol; truncated after
+    ``max_episode_steps`` (200 as registered).
+
+    ## Arguments
+
+    ```python
+    gym.make("IRecGAN-v0", checkpoint=None, slate_size=10, history_length=10, device="cpu")
+    ```
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, *, slate_size: int = 10,
+                 history_length: int = 10, device: torch.device | str = "cpu",
+                 render_mode: str | None = None) -> None:
+        users = IRecGANUsers.from_checkpoint(checkpoint, slate_size=slate_size,
+                                             history_length=history_length, device=device)
+        super().__init__(users, observation_keys=("clicks",), device=device,
+                         render_mode=render_mode)
+
+
+class IRecGANVectorEnv(RecVectorEnv):
+    """``num_envs`` users of :class:`IRecGANEnv` stepped together (same arguments)."""
+
+    def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, *,
+                 slate_size: int = 10, history_length: int = 10,
+                 max_episode_steps: int | None = 200, device: torch.device | str = "cpu",
+                 compile: bool = False, render_mode: str | None = None) -> None:
+        users = IRecGANUsers.from_checkpoint(checkpoint, slate_size=slate_size,
+                                             history_length=history_length, device=device)
+        super().__init__(users, num_envs, observation_keys=("clicks",),
+                         max_episode_steps=max_episode_steps, device=device, compile=compile,
+                         render_mode=render_mode)
