@@ -1,0 +1,181 @@
+"""IRecGAN's agent A and its policy-gradient training (Bai et al., NeurIPS 2019, eq. 4, 9).
+
+A keeps its own RNN state over the embeddings of the user's clicks,
+``s^a_t = h_a(s^a_{t-1}, e_{c_{t-1}})``, scores every item with
+``pi(i | s^a_t) = softmax_i(W^a s^a_t + b^a)`` (eq. 4) and recommends ``k`` items drawn
+without replacement from that distribution (Gumbel top-k; ``greedy=True`` takes the
+``k`` most probable). It learns by REINFORCE with ``pi(c_t in a_t | s^a_t)``, the
+probability of the clicked item, standing in for the probability of the slate (sec.
+5.1), and the discounted return ``R_t = sum_{t' >= t} gamma^{t' - t} q_D(tau_{0:t'}) r_t'``
+(eq. 9); on offline data ``q_D = 1``, which is the paper's PG baseline.
+
+:class:`UserModelPolicy` is the paper's LSTM baseline: the fitted user model U itself,
+recommending the ``k`` items with the highest click score (eq. 1) under its state.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from recgym.simulators.irecgan.fit import SessionTensors
+from recgym.simulators.irecgan.model import UserBehaviorModel
+
+
+def window_inputs(clicks: Tensor, no_click: int, start_token: int) -> tuple[Tensor, Tensor]:
+    """RNN inputs ``[start, c_0, ..., c_{t-1}, pad...]`` from observed click windows.
+
+    A window holds the last ``H`` clicks, oldest first, left-padded with ``no_click``
+    until there are ``H``; the inputs are left-aligned after one start token, as in
+    training. Returns the inputs ``(B, H + 1)`` and the index of the state ``s_t``
+    (after the last click) in the RNN outputs, ``(B,)``. Beyond ``H`` clicks the state
+    is built from the window alone.
+    """
+    count = (clicks != no_click).sum(1)
+    width = clicks.shape[1]
+    shift = (torch.arange(width) + (width - count)[:, None]) % width
+    aligned = clicks.gather(1, shift).masked_fill(torch.arange(width) >= count[:, None],
+                                                  start_token)
+    start = torch.full_like(clicks[:, :1], start_token)
+    return torch.cat([start, aligned], dim=1), count
+
+
+def _state_after_window(outputs: Tensor, count: Tensor) -> Tensor:
+    return outputs.gather(1, count[:, None, None].expand(-1, 1, outputs.shape[-1]))[:, 0]
+
+
+class AgentNetwork(nn.Module):
+    """A's state model and item scores: embedding, RNN, linear layer over the catalogue."""
+
+    def __init__(self, num_items: int, embedding_dim: int = 50, hidden_size: int = 512,
+                 num_layers: int = 2) -> None:
+        super().__init__()
+        self.num_items = num_items
+        self.embedding = nn.Embedding(num_items + 1, embedding_dim)  # last id: start token
+        self.rnn = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True)
+        self.scores = nn.Linear(hidden_size, num_items)  # W^a, b^a
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """Item logits ``(B, T, n)`` after each input of ``(B, T)``."""
+        outputs, _ = self.rnn(self.embedding(inputs))
+        return self.scores(outputs)
+
+
+@dataclass
+class AgentTraining:
+    """REINFORCE hyper-parameters (paper: gamma 0.9)."""
+
+    gamma: float = 0.9
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 10
+    seed: int = 0
+
+
+@dataclass
+class IRecGANAgent:
+    """Agent A as a recgym Policy (acts on the ``clicks`` observation).
+
+    Args:
+        num_items: catalogue size.
+        slate_size: ``k``.
+        embedding_dim: item embedding size (50 in the paper).
+        hidden_size: LSTM hidden size (512 in the paper).
+        num_layers: LSTM layers (2).
+        greedy: recommend the top-k items instead of sampling without replacement.
+        seed: seed of the sampling.
+    """
+
+    num_items: int
+    slate_size: int = 10
+    embedding_dim: int = 50
+    hidden_size: int = 512
+    num_layers: int = 2
+    greedy: bool = False
+    seed: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.slate_size <= self.num_items:
+            raise ValueError(f"slate_size must be between 1 and num_items={self.num_items}, "
+                             f"got {self.slate_size}")
+        torch.manual_seed(self.seed)
+        self.network = AgentNetwork(self.num_items, self.embedding_dim, self.hidden_size,
+                                    self.num_layers)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    @torch.no_grad()
+    def act(self, observation: dict[str, Tensor]) -> Tensor:
+        """Slates ``(B, k)`` from the users' click windows (eq. 4, without replacement)."""
+        inputs, count = window_inputs(observation["clicks"].cpu(), self.num_items,
+                                      self.num_items)
+        logits = _state_after_window(self.network(inputs), count)
+        if not self.greedy:
+            uniforms = torch.rand(logits.shape, generator=self.generator).clamp_min(1e-12)
+            logits = logits - torch.log(-torch.log(uniforms))  # Gumbel top-k
+        return logits.topk(self.slate_size, dim=1).indices.to(observation["clicks"].device)
+
+    def fit_offline(self, sessions: SessionTensors, training: AgentTraining | None = None,
+                    progress: bool = True) -> IRecGANAgent:
+        """REINFORCE on logged sessions (eq. 9 with ``q_D = 1``): the PG baseline."""
+        training = training or AgentTraining()
+        generator = torch.Generator().manual_seed(training.seed)
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=training.learning_rate)
+        k = sessions.slates.shape[-1]
+        for epoch in range(training.epochs):
+            total, batches = 0.0, 0
+            order = torch.randperm(len(sessions.lengths), generator=generator)
+            for index in tqdm(order.split(training.batch_size), desc=f"A epoch {epoch + 1}",
+                              disable=not progress, leave=False):
+                part = sessions.subset(index)
+                clicked = part.mask & (part.positions < k)
+                returns = discounted_returns(part.rewards * clicked, part.mask, training.gamma)
+                previous = torch.cat([torch.full_like(part.clicked[:, :1], self.num_items),
+                                      part.clicked[:, :-1]], dim=1)
+                log_pi = F.log_softmax(self.network(previous), dim=-1)
+                chosen = log_pi.gather(-1, part.clicked[..., None]).squeeze(-1)
+                loss = -(returns * chosen * clicked).sum() / clicked.sum().clamp_min(1)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total, batches = total + loss.item(), batches + 1
+            self.history.append({"epoch": epoch + 1, "loss": total / max(batches, 1)})
+        return self
+
+    def copy(self) -> IRecGANAgent:
+        """An independent copy (network and sampler)."""
+        return copy.deepcopy(self)
+
+
+def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
+    """``R_t = sum_{t' >= t} gamma^{t' - t} r_t'`` within each session, ``(B, T)``."""
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    for t in range(rewards.shape[1] - 1, -1, -1):
+        running = (rewards[:, t] + gamma * running) * mask[:, t]
+        returns[:, t] = running
+    return returns
+
+
+class UserModelPolicy:
+    """The LSTM baseline: U recommends the ``k`` items it expects the user to click most."""
+
+    def __init__(self, model: UserBehaviorModel, slate_size: int) -> None:
+        self.model = model.eval()
+        self.slate_size = slate_size
+
+    @torch.no_grad()
+    def act(self, observation: dict[str, Tensor]) -> Tensor:
+        """Top-k items by ``(W_c s_t + b_c)^T e_i`` under U's state after the click window."""
+        model = self.model
+        inputs, count = window_inputs(observation["clicks"].cpu(), model.config.num_items,
+                                      model.start_token)
+        states, _ = model.states(inputs)
+        query = model.click_projection(_state_after_window(states, count))
+        scores = query @ model.item_embedding.weight[: model.config.num_items].T
+        return scores.topk(self.slate_size, dim=1).indices.to(observation["clicks"].device)
