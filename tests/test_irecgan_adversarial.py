@@ -1,0 +1,72 @@
+"""IRecGAN's discriminator D (eq. 5) and Monte-Carlo sequence scores q_D (eq. 6)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recgym.core import RandomPolicy, UserRandom
+from recgym.data import LogDataset
+from recgym.envs.irecgan import IRecGANUsers
+from recgym.envs.synthetic_mdp import SyntheticMDP, logging_policy
+from recgym.evaluation import collect_logs
+from recgym.simulators.irecgan.discriminator import SequenceDiscriminator, discriminator_loss
+from recgym.simulators.irecgan.fit import SessionTensors
+from recgym.simulators.irecgan.model import UserBehaviorModel, UserModelConfig
+from recgym.simulators.irecgan.rollout import generate, sequence_scores, state_after_clicks
+
+
+@pytest.fixture(scope="module")
+def users():
+    torch.manual_seed(0)
+    model = UserBehaviorModel(UserModelConfig(num_items=20, embedding_dim=8, hidden_size=16))
+    return IRecGANUsers(model, slate_size=4, history_length=3)
+
+
+def test_state_rebuilt_from_clicks_equals_the_stepped_state(users):
+    batch = 256
+    rng = UserRandom.from_seeds(range(batch))
+    state = users.reset(batch, rng)
+    clicks, alive = [], torch.ones(batch, dtype=torch.bool)
+    policy = RandomPolicy(20, 4, seed=0)
+    for _ in range(3):
+        out = users.step(state, policy.act({"clicks": state["history"]}), rng)
+        alive &= ~out.terminated
+        clicks.append(out.clicked.clamp_min(0))
+        state = out.state
+    assert alive.sum() > 10
+    rebuilt = state_after_clicks(users, torch.stack(clicks, 1)[alive], torch.full((int(
+        alive.sum()),), 3))
+    for key in ("output", "hidden", "cell", "history"):
+        assert torch.allclose(rebuilt[key], state[key][alive], atol=1e-5), key
+
+
+def test_sequence_scores_are_probabilities_and_end_with_d(users):
+    discriminator = SequenceDiscriminator(20, embedding_dim=8, hidden_size=8)
+    sessions = generate(users, RandomPolicy(20, 4, seed=1), 32, seed=0, max_steps=10)
+    scores = sequence_scores(users, RandomPolicy(20, 4, seed=2), discriminator, sessions,
+                             n_rollouts=4, max_steps=10)
+    assert scores.shape == sessions.mask.shape
+    valid = scores[sessions.mask]
+    assert ((valid > 0) & (valid < 1)).all()
+    last = scores[torch.arange(32), sessions.lengths - 1]
+    assert torch.allclose(last, torch.sigmoid(discriminator(sessions)))
+    assert (scores[~sessions.mask] == 0).all()
+
+
+def test_discriminator_tells_logged_from_generated_sequences(users):
+    world = SyntheticMDP(num_items=20, slate_size=4, world_seed=1)
+    real = SessionTensors.from_logs(LogDataset(
+        collect_logs(world, logging_policy("max", world), 400, seed=0), num_items=20))
+    fake = generate(users, RandomPolicy(20, 4, seed=3), 400, seed=1, max_steps=50)
+    discriminator = SequenceDiscriminator(20, embedding_dim=8, hidden_size=16)
+    optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = discriminator_loss(discriminator, real, fake)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        accuracy = ((discriminator(real) > 0).float().mean()
+                    + (discriminator(fake) < 0).float().mean()) / 2
+    assert accuracy > 0.8
