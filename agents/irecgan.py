@@ -7,7 +7,11 @@ without replacement from that distribution (Gumbel top-k; ``greedy=True`` takes 
 ``k`` most probable). It learns by REINFORCE with ``pi(c_t in a_t | s^a_t)``, the
 probability of the clicked item, standing in for the probability of the slate (sec.
 5.1), and the discounted return ``R_t = sum_{t' >= t} gamma^{t' - t} q_D(tau_{0:t'}) r_t'``
-(eq. 9); on offline data ``q_D = 1``, which is the paper's PG baseline.
+(eq. 9); on offline data ``q_D = 1``, which is the paper's PG baseline
+(:meth:`IRecGANAgent.fit_offline`). :meth:`IRecGANAgent.fit` is the full IRecGAN:
+adversarial training of U and A with the discriminator D (sec. 5). A model-based agent,
+it imports recgym's IRecGAN user model and roll-outs (DESIGN lets agents import only
+``core`` and ``evaluation``: this agent is the exception, since it trains against U).
 
 :class:`UserModelPolicy` is the paper's LSTM baseline: the fitted user model U itself,
 recommending the ``k`` items with the highest click score (eq. 1) under its state.
@@ -23,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from recgym.simulators.irecgan.discriminator import SequenceDiscriminator
 from recgym.simulators.irecgan.fit import SessionTensors
 from recgym.simulators.irecgan.model import UserBehaviorModel
 
@@ -147,9 +152,130 @@ class IRecGANAgent:
             self.history.append({"epoch": epoch + 1, "loss": total / max(batches, 1)})
         return self
 
+    def fit(self, sessions: SessionTensors, user_model: UserBehaviorModel,
+            discriminator: SequenceDiscriminator | None = None,
+            training: IRecGANTraining | None = None, progress: bool = True) -> IRecGANAgent:
+        """IRecGAN's adversarial policy learning (sec. 5) on offline sessions.
+
+        For every mini-batch of offline sessions: generate sessions with U and A (one per
+        ``1 / generated_ratio`` offline ones), update D on offline against generated
+        (eq. 5), score every generated prefix by Monte-Carlo roll-outs (eq. 6), update U
+        on its ``q_D``-weighted likelihood (eq. 7; offline steps weigh 1) and A by
+        REINFORCE with ``R^a_t = sum gamma^(t'-t) q_D (1 + lambda_r r_t')`` (eq. 10).
+        ``user_model`` is trained in place; ``discriminator`` defaults to a new one.
+        """
+        training = training or IRecGANTraining()
+        self.discriminator = discriminator or SequenceDiscriminator(self.num_items)
+        generator = torch.Generator().manual_seed(training.seed)
+        optimizers = {
+            "agent": torch.optim.Adam(self.network.parameters(), lr=training.learning_rate),
+            "user": torch.optim.Adam(user_model.parameters(), lr=training.learning_rate),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(),
+                                              lr=training.learning_rate),
+        }
+        k = sessions.slates.shape[-1]
+        greedy, self.greedy = self.greedy, False  # A generates by sampling (eq. 4)
+        try:
+            self._adversarial_epochs(sessions, user_model, training, generator, optimizers, k,
+                                     progress)
+        finally:
+            self.greedy = greedy
+        return self
+
+    def _adversarial_epochs(self, sessions, user_model, training, generator, optimizers, k,
+                            progress) -> None:
+        from recgym.envs.irecgan import IRecGANUsers
+        from recgym.simulators.irecgan.discriminator import discriminator_loss
+        from recgym.simulators.irecgan.rollout import generate, sequence_scores
+
+        for epoch in range(training.epochs):
+            order = torch.randperm(len(sessions.lengths), generator=generator)
+            totals = {"loss_d": 0.0, "loss_u": 0.0, "loss_a": 0.0, "q_d": 0.0}
+            batches = order.split(training.batch_size)
+            for step, index in enumerate(tqdm(batches, desc=f"IRecGAN epoch {epoch + 1}",
+                                              disable=not progress, leave=False)):
+                offline = sessions.subset(index)
+                users = IRecGANUsers(user_model, slate_size=k)
+                seed = training.seed + 1_000_003 * epoch + 7919 * step
+                n_generated = max(1, round(len(index) * training.generated_ratio))
+                fake = generate(users, self, n_generated, seed=seed,
+                                max_steps=training.max_steps)
+                loss_d = discriminator_loss(self.discriminator, offline, fake)
+                _step(optimizers["discriminator"], loss_d)
+                q_d = sequence_scores(users, self, self.discriminator, fake,
+                                      n_rollouts=training.n_rollouts, seed=seed,
+                                      max_steps=training.max_steps)
+                loss_u = -(_log_likelihood(user_model, offline, None, training)
+                           + _log_likelihood(user_model, fake, q_d, training)) / (
+                    offline.mask.sum() + fake.mask.sum())
+                _step(optimizers["user"], loss_u)
+                loss_a = (self._policy_loss(offline, torch.ones_like(offline.rewards), k,
+                                            training)
+                          + self._policy_loss(fake, q_d, k, training))
+                _step(optimizers["agent"], loss_a)
+                for name, value in (("loss_d", loss_d), ("loss_u", loss_u),
+                                    ("loss_a", loss_a), ("q_d", q_d[fake.mask].mean())):
+                    totals[name] += value.item()
+            self.history.append({"epoch": epoch + 1, **{name: value / len(batches)
+                                                        for name, value in totals.items()}})
+
+    def _policy_loss(self, part: SessionTensors, q_d: Tensor, k: int,
+                     training: IRecGANTraining) -> Tensor:
+        """REINFORCE loss of eq. 10 on one batch of sessions (mean over clicked steps)."""
+        clicked = part.mask & (part.positions < k)
+        returns = discounted_returns(q_d * (1.0 + training.reward_weight * part.rewards)
+                                     * clicked, part.mask, training.gamma)
+        previous = torch.cat([torch.full_like(part.clicked[:, :1], self.num_items),
+                              part.clicked[:, :-1]], dim=1)
+        log_pi = F.log_softmax(self.network(previous), dim=-1)
+        chosen = log_pi.gather(-1, part.clicked[..., None]).squeeze(-1)
+        return -(returns * chosen * clicked).sum() / clicked.sum().clamp_min(1)
+
     def copy(self) -> IRecGANAgent:
         """An independent copy (network and sampler)."""
         return copy.deepcopy(self)
+
+
+@dataclass
+class IRecGANTraining:
+    """Hyper-parameters of adversarial policy learning (paper, sec. 7.1).
+
+    Attributes:
+        gamma: discount of eq. 8-10 (0.9).
+        reward_weight: ``lambda_r`` of eq. 10 (3).
+        likelihood_reward_weight: ``lambda_p`` of eq. 3 and 7 (1).
+        generated_ratio: generated per offline session (1:10).
+        n_rollouts: Monte-Carlo completions per prefix for ``q_D`` (eq. 6).
+        max_steps: cut generated sessions after this many steps.
+        learning_rate: Adam step size for A, U and D.
+        batch_size: offline sessions per update.
+        epochs: passes over the offline sessions.
+        seed: seeds shuffling and generation.
+    """
+
+    gamma: float = 0.9
+    reward_weight: float = 3.0
+    likelihood_reward_weight: float = 1.0
+    generated_ratio: float = 0.1
+    n_rollouts: int = 8
+    max_steps: int = 50
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 5
+    seed: int = 0
+
+
+def _step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def _log_likelihood(user_model: UserBehaviorModel, part: SessionTensors, weights,
+                    training: IRecGANTraining) -> Tensor:
+    return user_model.log_likelihood(part.slates, part.positions, part.clicked, part.rewards,
+                                     part.mask, training.likelihood_reward_weight,
+                                     step_weights=weights).sum()
 
 
 def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:

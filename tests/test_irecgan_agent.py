@@ -64,3 +64,25 @@ def test_sampling_agent_recommends_distinct_items():
     assert all(len(set(row)) == 5 for row in slates.tolist())
     with pytest.raises(ValueError, match="slate_size"):
         IRecGANAgent(5, 6)
+
+
+def test_adversarial_training_runs_and_keeps_a_good_policy(mix_logs):
+    from agents.irecgan import IRecGANTraining
+
+    world, logs = mix_logs
+    sessions = SessionTensors.from_logs(logs)
+    user = fit_user_model(logs, training=UserModelTraining(epochs=4), embedding_dim=16,
+                          hidden_size=32, num_layers=1, progress=False).model
+    before = {name: value.clone() for name, value in user.state_dict().items()}
+    agent = IRecGANAgent(50, 10, embedding_dim=16, hidden_size=32, num_layers=1, greedy=True)
+    agent.fit_offline(sessions, AgentTraining(epochs=8, learning_rate=3e-3), progress=False)
+    agent.fit(sessions, user, training=IRecGANTraining(epochs=1, n_rollouts=2,
+                                                       batch_size=128, max_steps=20),
+              progress=False)
+    record = agent.history[-1]
+    assert 0 < record["q_d"] < 1 and agent.greedy
+    assert any(not torch.equal(before[n], v) for n, v in user.state_dict().items())
+    random = evaluate_policy(world, RandomPolicy(50, 10, seed=0), 1000, seed=3)
+    trained = evaluate_policy(world, agent, 1000, seed=3)
+    assert trained.mean_return > random.mean_return + 4 * (trained.return_std_err +
+                                                           random.return_std_err)

@@ -52,7 +52,9 @@ class IRecGANUsers:
         if history_length < 1:
             raise ValueError(f"history_length must be >= 1, got {history_length}")
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval().requires_grad_(False)
+        # the model may still be training (IRecGAN updates U adversarially): no mode or
+        # gradient flags are changed here; every method runs under no_grad
+        self.model = model.to(self.device)
         self.num_items = config.num_items
         self.slate_size = slate_size
         self.history_length = history_length

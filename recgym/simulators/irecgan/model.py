@@ -97,8 +97,12 @@ class UserBehaviorModel(nn.Module):
         return (self.reward_projection(state) * self.item_embedding(clicked)).sum(-1)
 
     def log_likelihood(self, slates: Tensor, click_positions: Tensor, clicked: Tensor,
-                       rewards: Tensor, mask: Tensor, reward_weight: float = 1.0) -> Tensor:
+                       rewards: Tensor, mask: Tensor, reward_weight: float = 1.0,
+                       step_weights: Tensor | None = None) -> Tensor:
         """Eq. 3 per session: ``sum_t log p(c_t) + lambda_p log p(r_t)``, ``(B,)``.
+
+        With ``step_weights`` ``(B, T)`` each step's term is weighted: the
+        ``q_D(tau_{0:t})`` of eq. 7.
 
         Args:
             slates: ``(B, T, k)`` shown items.
@@ -107,6 +111,7 @@ class UserBehaviorModel(nn.Module):
             rewards: ``(B, T)`` 0 / 1 rewards of the clicks.
             mask: ``(B, T)`` true on real (not padded) steps.
             reward_weight: ``lambda_p``.
+            step_weights: optional per-step weights.
         """
         k = slates.shape[-1]
         previous = torch.cat([torch.full_like(clicked[:, :1], self.start_token),
@@ -117,7 +122,9 @@ class UserBehaviorModel(nn.Module):
         reward_term = -F.binary_cross_entropy_with_logits(
             self.reward_logit(states, clicked), rewards.float(), reduction="none")
         has_click = mask & (click_positions < k)
-        return (click_term * mask).sum(1) + reward_weight * (reward_term * has_click).sum(1)
+        weights = mask.float() if step_weights is None else step_weights * mask
+        return ((click_term * weights).sum(1)
+                + reward_weight * (reward_term * weights * has_click).sum(1))
 
     def checkpoint(self, **extra) -> dict:
         """Config and weights (plus ``extra`` entries), loadable with ``weights_only``."""
