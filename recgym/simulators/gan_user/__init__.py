@@ -1,0 +1,1 @@
+"""The generative adversarial user model of Chen et al. (ICML 2019)."""

@@ -1,0 +1,131 @@
+"""The generative adversarial user model of Chen et al. (ICML 2019), sec. 4.
+
+A user shown a display set ``A_t`` chooses the item maximising ``eta r(s_t, a) + eps``
+(eq. 2-3); with the negative Shannon entropy as regulariser the choice distribution is
+``softmax(eta r(s_t, a))`` over ``A_t`` (Lemma 2), so fitting ``r`` is maximum
+likelihood. The state embeds the features of the last ``m`` clicked items either by
+position weighting (eq. 4: ``s_t = vec[sigma(F W + B)]``, ``F`` the ``d x m`` feature
+matrix, ``W`` ``m x n``, ``B`` ``d x n``) or by an LSTM; the reward is
+``r(s, a) = v^T sigma(V [s; f_a] + b)``.
+
+Readings chosen here: ``sigma`` is ELU; a missing click (fewer than ``m`` so far) has
+zero features; "no click" is an item always displayed whose reward is either that of a
+zero feature vector (``no_click="zero"``) or a learned constant (``"learned"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class GANUserConfig:
+    """Architecture of the user model.
+
+    Attributes:
+        feature_dim: ``d``, item feature size.
+        history: ``m``, clicked items in the state.
+        position_columns: ``n``, sets of position weights (eq. 4).
+        hidden: ``l``, width of the reward network.
+        state: ``"pw"`` (position weights, GAN-PW) or ``"lstm"`` (GAN-LSTM).
+        lstm_hidden: LSTM state size for ``state="lstm"``.
+        eta: the exploration parameter (1, as in the paper).
+        no_click: ``"zero"`` or ``"learned"`` reward of not clicking.
+    """
+
+    feature_dim: int
+    history: int = 10
+    position_columns: int = 4
+    hidden: int = 256
+    state: str = "pw"
+    lstm_hidden: int = 64
+    eta: float = 1.0
+    no_click: str = "zero"
+
+    def __post_init__(self) -> None:
+        if self.state not in ("pw", "lstm"):
+            raise ValueError(f"state must be 'pw' or 'lstm', got {self.state!r}")
+        if self.no_click not in ("zero", "learned"):
+            raise ValueError(f"no_click must be 'zero' or 'learned', got {self.no_click!r}")
+        if self.eta <= 0:
+            raise ValueError(f"eta must be positive, got {self.eta}")
+
+    @property
+    def state_dim(self) -> int:
+        """Size of ``s_t``."""
+        return (self.feature_dim * self.position_columns if self.state == "pw"
+                else self.lstm_hidden)
+
+    def to_dict(self) -> dict:
+        """Plain dict, for checkpoints."""
+        return asdict(self)
+
+
+class GANUserModel(nn.Module):
+    """State embedding, reward ``r_theta(s, a)`` and the choice distribution over a display set."""
+
+    def __init__(self, config: GANUserConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.feature_dim
+        if config.state == "pw":
+            self.position_weights = nn.Parameter(torch.randn(config.history,
+                                                             config.position_columns) * 0.1)
+            self.position_bias = nn.Parameter(torch.zeros(d, config.position_columns))
+        else:
+            self.lstm = nn.LSTM(d, config.lstm_hidden, batch_first=True)
+        self.reward_hidden = nn.Linear(config.state_dim + d, config.hidden)  # V, b
+        self.reward_out = nn.Linear(config.hidden, 1, bias=False)  # v
+        self.no_click_reward = nn.Parameter(torch.zeros(())) if config.no_click == "learned" \
+            else None
+
+    def state(self, history: Tensor) -> Tensor:
+        """``s_t`` from the features of the last ``m`` clicks ``(B, m, d)``, oldest first."""
+        if self.config.state == "pw":
+            mixed = history.transpose(1, 2) @ self.position_weights + self.position_bias
+            return F.elu(mixed).flatten(1)  # vec[sigma(F W + B)]
+        _, (hidden, _) = self.lstm(history)
+        return hidden[-1]
+
+    def reward(self, state: Tensor, features: Tensor) -> Tensor:
+        """``r(s, a)`` of items with features ``(B, K, d)`` under states ``(B, S)``: ``(B, K)``."""
+        expanded = state[:, None].expand(-1, features.shape[1], -1)
+        hidden = F.elu(self.reward_hidden(torch.cat([expanded, features], dim=-1)))
+        return self.reward_out(hidden).squeeze(-1)
+
+    def choice_logits(self, state: Tensor, features: Tensor, shown: Tensor | None = None
+                      ) -> Tensor:
+        """``eta r`` over the display set and, last, the no-click option: ``(B, K + 1)``.
+
+        Args:
+            state: ``(B, state_dim)``.
+            features: ``(B, K, d)`` features of the displayed items.
+            shown: optional bool ``(B, K)``; items not shown get probability 0.
+        """
+        zero = torch.zeros_like(features[:, :1])
+        rewards = self.reward(state, torch.cat([features, zero], dim=1))
+        if self.no_click_reward is not None:
+            rewards = torch.cat([rewards[:, :-1], self.no_click_reward.expand(len(rewards), 1)],
+                                dim=1)
+        logits = self.config.eta * rewards
+        if shown is not None:
+            logits[:, :-1] = logits[:, :-1].masked_fill(~shown, -float("inf"))
+        return logits
+
+    def checkpoint(self, **extra) -> dict:
+        """Config and weights (plus ``extra`` entries), loadable with ``weights_only``."""
+        return {"kind": "gan-user", "config": self.config.to_dict(),
+                "state_dict": self.state_dict(), **extra}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> GANUserModel:
+        """Rebuild from :meth:`checkpoint`; refuses other checkpoints."""
+        if checkpoint.get("kind") != "gan-user":
+            raise ValueError(f"not a GAN user-model checkpoint (kind={checkpoint.get('kind')!r})")
+        model = cls(GANUserConfig(**checkpoint["config"]))
+        model.load_state_dict(checkpoint["state_dict"])
+        return model

@@ -1,0 +1,91 @@
+"""The GAN user model (Chen et al. 2019): choice probabilities, recovering a known reward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recgym.simulators.gan_user.fit import (
+    GANUserTraining,
+    PageViews,
+    fit_gan_user,
+    item_features,
+    precision_at,
+)
+from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel
+
+
+def synthetic_user_logs(sessions: int = 400, steps: int = 8, items: int = 40, shown: int = 8,
+                        seed: int = 0):
+    """Users who choose by eq. 3 with a known reward: r(s, a) = <w, f_a> + <last click, f_a>."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(items, 6)).astype(np.float32)
+    weights = rng.normal(size=6)
+    rows = []
+    for session in range(sessions):
+        last = np.zeros(6)
+        for step in range(steps):
+            display = rng.choice(items, shown, replace=False)
+            reward = features[display] @ weights + features[display] @ last
+            logits = np.append(reward, 0.0)  # no click: zero features, zero reward
+            probabilities = np.exp(logits - logits.max())
+            choice = rng.choice(shown + 1, p=probabilities / probabilities.sum())
+            click = int(display[choice]) if choice < shown else -1
+            rows.append((session, session, step, display.tolist(), click))
+            if click >= 0:
+                last = features[click]
+    logs = pd.DataFrame(rows, columns=["session_id", "user_id", "step", "slate", "click"])
+    return logs, torch.from_numpy(features)
+
+
+def test_choice_probabilities_sum_to_one_with_no_click():
+    for config in (GANUserConfig(feature_dim=5), GANUserConfig(feature_dim=5, state="lstm",
+                                                                no_click="learned")):
+        model = GANUserModel(config)
+        state = model.state(torch.randn(3, config.history, 5))
+        logits = model.choice_logits(state, torch.randn(3, 7, 5),
+                                     shown=torch.tensor([[True] * 6 + [False]] * 3))
+        probabilities = torch.softmax(logits, 1)
+        assert probabilities.shape == (3, 8)
+        assert torch.allclose(probabilities.sum(1), torch.ones(3))
+        assert (probabilities[:, 6] == 0).all()
+
+
+def test_entropy_fit_recovers_a_known_reward_better_than_chance():
+    logs, features = synthetic_user_logs()
+    views = PageViews.from_logs(logs, history=1)
+    users = np.asarray(views.user)
+    train, valid, test = (views.subset(users % 8 < 4), views.subset(users % 8 == 4),
+                          views.subset(users % 8 > 4))
+    fit = fit_gan_user(train, valid, features, config=GANUserConfig(feature_dim=6, history=1,
+                                                                      hidden=32),
+                       training=GANUserTraining(epochs=30, patience=5), test=test,
+                       progress=False)
+    # chance: 1 / 8 for Prec@1 and 2 / 8 for Prec@2 over 8 displayed items
+    assert fit.test_precision[1] > 3 / 8 and fit.test_precision[2] > 4 / 8
+    assert fit.history[-1]["valid_log_likelihood"] > fit.history[0]["valid_log_likelihood"]
+
+
+def test_page_views_carry_the_session_history():
+    logs = pd.DataFrame({"session_id": [0, 0, 0, 1], "step": [0, 1, 2, 0],
+                         "slate": [[1, 2], [3, 4], [5, 6], [7, 8]], "click": [2, -1, 6, 8]})
+    views = PageViews.from_logs(logs, history=2)
+    assert views.history.tolist() == [[-1, -1], [-1, 2], [-1, 2], [-1, -1]]
+    assert views.choice.tolist() == [1, 2, 1, 1]
+
+
+def test_item_features_and_checkpoints_are_checked(tmp_path):
+    items = pd.DataFrame({"genre_Drama": [1, 0], "year": [1990.0, np.nan]})
+    assert item_features(items).shape == (2, 2)
+    with pytest.raises(ValueError, match="features"):
+        item_features(pd.DataFrame({"title": ["a"]}))
+    with pytest.raises(ValueError, match="not a GAN user-model checkpoint"):
+        GANUserModel.from_checkpoint({"kind": "recsimu"})
+    model = GANUserModel(GANUserConfig(feature_dim=3))
+    clone = GANUserModel.from_checkpoint(model.checkpoint())
+    views = PageViews(torch.full((2, 10), -1), torch.tensor([[0, 1], [1, 0]]),
+                      torch.tensor([0, 1]), np.array([0, 1]))
+    features = torch.eye(3)[:2]
+    assert precision_at(model, views, features) == precision_at(clone, views, features)
