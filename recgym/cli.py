@@ -171,6 +171,47 @@ def cmd_fit_irecgan_user(args: argparse.Namespace) -> None:
           f"{best['valid_log_likelihood']:.4f} (epoch {best['epoch']}); checkpoint: {args.out}")
 
 
+def cmd_fit_gan_user(args: argparse.Namespace) -> None:
+    """Fit the GAN user model (Shannon entropy: maximum likelihood) with the paper's split."""
+    import numpy as np
+    import torch
+
+    from recgym.data import gan_user_model_split, load_logs, load_movielens, movielens_to_logs
+    from recgym.simulators.gan_user.fit import (
+        GANUserTraining,
+        PageViews,
+        env_checkpoint,
+        fit_gan_user,
+        item_features,
+    )
+    from recgym.simulators.gan_user.model import GANUserConfig
+
+    if Path(args.data).is_file():
+        dataset = load_logs(args.data)
+        if dataset.items is None:
+            raise SystemExit(f"{args.data} has no item table: the user model needs item "
+                             "features (save the log with LogDataset(logs, items=...))")
+    else:
+        movielens = load_movielens(args.data, root=args.root)
+        dataset = movielens_to_logs(movielens, seed=args.seed)
+    features = torch.from_numpy(item_features(dataset.items, with_year=args.with_year))
+    split = gan_user_model_split(dataset.logs, seed=args.seed)
+    views = {name: PageViews.from_logs(part, history=args.history)
+             for name, part in (("train", split.train), ("valid", split.val),
+                                ("test", split.test))}
+    config = GANUserConfig(feature_dim=features.shape[1], history=args.history,
+                           state=args.state, hidden=args.hidden)
+    fit = fit_gan_user(views["train"], views["valid"], features, config=config,
+                       training=GANUserTraining(epochs=args.epochs, seed=args.seed),
+                       test=views["test"])
+    with atomic_write(args.out) as temporary:
+        torch.save(env_checkpoint(fit, features, views["test"], seed=args.seed), temporary)
+    print(f"fitted GAN-{args.state.upper()} on {len(views['train']):,} page views "
+          f"({len(np.unique(views['train'].user)):,} users); test Prec@1 "
+          f"{fit.test_precision[1]:.4f}, Prec@2 {fit.test_precision[2]:.4f}; checkpoint: "
+          f"{args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``recgym`` command."""
     parser = argparse.ArgumentParser(prog="recgym", description=__doc__)
@@ -247,6 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--batch-size", type=int, default=64)
     user.add_argument("--seed", type=int, default=0)
     user.set_defaults(func=cmd_fit_irecgan_user)
+
+    gan = simulators.add_parser("gan-user", help="GAN user model (Chen et al. 2019), "
+                                                 "Shannon entropy (maximum likelihood)")
+    gan.add_argument("--data", required=True,
+                     help="MovieLens name (ml-latest-small, ml-100k, ...) or a log file with an "
+                          "item table")
+    gan.add_argument("--root", help="folder holding the dataset's files")
+    gan.add_argument("--out", default="gan-user.pt", help="checkpoint file")
+    gan.add_argument("--state", choices=("pw", "lstm"), default="pw")
+    gan.add_argument("--history", type=int, default=10, help="m, clicks in the state")
+    gan.add_argument("--hidden", type=int, default=256, help="reward network width")
+    gan.add_argument("--epochs", type=int, default=20)
+    gan.add_argument("--with-year", action="store_true",
+                     help="add the release year to the features (it leaks how MovieLens "
+                          "display sets are built; see recgym.simulators.gan_user.fit)")
+    gan.add_argument("--seed", type=int, default=0)
+    gan.set_defaults(func=cmd_fit_gan_user)
 
     add_data_commands(commands)
     add_ope_commands(commands)

@@ -9,6 +9,7 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "RecSimu-v0": "RecSimu (Zhao et al. 2020) user fitted on ml-latest-small: feedback on one item",
     "RecSimuSlate-v0": "RecSimu-v0 with k-item slates: feedback on every shown item",
     "IRecGAN-v0": "IRecGAN user model U (Bai et al. 2019) fitted on SyntheticMDP-v0 logs",
+    "GANUserModel-v0": "GAN user model (Chen et al. 2019) fitted on ml-latest-small page views",
 }
 
 
@@ -20,6 +21,13 @@ def register_envs() -> None:
             entry_point="recgym.envs.synthetic_mdp:SyntheticMDPEnv",
             vector_entry_point="recgym.envs.synthetic_mdp:SyntheticMDPVectorEnv",
             max_episode_steps=200,
+        )
+    if "GANUserModel-v0" not in gym.registry:
+        gym.register(
+            id="GANUserModel-v0",
+            entry_point="recgym.envs.gan_user:GANUserEnv",
+            vector_entry_point="recgym.envs.gan_user:GANUserVectorEnv",
+            max_episode_steps=10,
         )
     if "IRecGAN-v0" not in gym.registry:
         gym.register(

@@ -78,7 +78,8 @@ def test_page_views_carry_the_session_history():
 
 def test_item_features_and_checkpoints_are_checked(tmp_path):
     items = pd.DataFrame({"genre_Drama": [1, 0], "year": [1990.0, np.nan]})
-    assert item_features(items).shape == (2, 2)
+    assert item_features(items).shape == (2, 1)
+    assert item_features(items, with_year=True).shape == (2, 2)
     with pytest.raises(ValueError, match="features"):
         item_features(pd.DataFrame({"title": ["a"]}))
     with pytest.raises(ValueError, match="not a GAN user-model checkpoint"):
@@ -89,3 +90,63 @@ def test_item_features_and_checkpoints_are_checked(tmp_path):
                       torch.tensor([0, 1]), np.array([0, 1]))
     features = torch.eye(3)[:2]
     assert precision_at(model, views, features) == precision_at(clone, views, features)
+
+
+@pytest.fixture(scope="module")
+def env_checkpoint_path(tmp_path_factory):
+    from recgym.simulators.gan_user.fit import env_checkpoint
+
+    logs, features = synthetic_user_logs(sessions=200)
+    views = PageViews.from_logs(logs, history=1)
+    users = np.asarray(views.user)
+    fit = fit_gan_user(views.subset(users % 2 == 0), views.subset(users % 2 == 1), features,
+                       config=GANUserConfig(feature_dim=6, history=1, hidden=16),
+                       training=GANUserTraining(epochs=5), test=views.subset(users % 2 == 1),
+                       progress=False)
+    path = tmp_path_factory.mktemp("gan") / "user.pt"
+    torch.save(env_checkpoint(fit, features, views.subset(users % 2 == 1)), path)
+    return path
+
+
+def test_env_choices_follow_the_model(env_checkpoint_path):
+    from recgym.core import UserRandom
+    from recgym.envs.gan_user import GANUsers
+
+    users = GANUsers.from_checkpoint(env_checkpoint_path, slate_size=3)
+    batch = 30_000
+    rng = UserRandom.from_seeds(range(batch))
+    state = users.reset(batch, rng)
+    state = {key: value[:1].repeat(batch, *([1] * (value.dim() - 1)))
+             for key, value in state.items()}
+    slate = torch.tensor([[0, 2, 0]]).repeat(batch, 1)  # position 0 repeated: shown once
+    out = users.step(state, slate, rng)
+    shown = state["pool"][:1].gather(1, slate[:1])
+    model_state = users.model.state(users._history_features(state["history"][:1]))
+    logits = users.model.choice_logits(model_state, users.features[shown],
+                                       shown=torch.tensor([[True, True, False]]))
+    expected = torch.softmax(logits, 1)[0].detach().numpy()
+    counts = np.array([(out.clicked == shown[0, 0]).sum(), (out.clicked == shown[0, 1]).sum(),
+                       0, (out.clicked < 0).sum()])
+    z = (counts - expected * batch) / np.sqrt(np.maximum(expected * (1 - expected) * batch, 1))
+    assert np.all(np.abs(z) < 4.5)
+
+
+def test_env_passes_checkers_and_refuses_bad_checkpoints(env_checkpoint_path, tmp_path):
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    from recgym.envs.gan_user import GANUsers
+
+    env = gym.make("GANUserModel-v0", checkpoint=env_checkpoint_path, slate_size=3)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make("GANUserModel-v0", checkpoint=env_checkpoint_path, slate_size=3))
+    obs, _ = env.reset(seed=0)
+    assert obs["candidates"].shape == (8 * 6,) and obs["history"].shape == (1 * 6,)
+    loaded = torch.load(env_checkpoint_path, weights_only=True)
+    loaded["display_sets"] = loaded["display_sets"] + 1000
+    torch.save(loaded, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="another one"):
+        GANUsers.from_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="slate_size"):
+        GANUsers.from_checkpoint(env_checkpoint_path, slate_size=9)

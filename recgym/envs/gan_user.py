@@ -1,0 +1,212 @@
+"""GANUserModel-v0: users simulated by the generative adversarial user model of Chen et al.
+
+Each step the user is offered a candidate pool (a logged display set, or items drawn from
+the catalogue); the agent shows ``k`` of them; the user clicks one or none with the
+learned choice distribution ``softmax(eta r(s, a))`` over the shown items and the
+no-click option (eq. 3: the Gumbel-max choice, sampled here by inverse CDF); the reward
+is the learned reward of the choice; the state advances with the clicked item.
+
+A position repeated in a slate is shown once. Sessions never end by themselves; the
+horizon is ``max_episode_steps``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from recgym.core.env import RecEnv, RecVectorEnv
+from recgym.core.simulator import Randomness, State, Step
+from recgym.simulators.gan_user.model import GANUserModel
+
+DEFAULT_CHECKPOINT = "gan-user-ml-latest-small.pt"
+
+
+class GANUsers:
+    """Batched users of a fitted GAN user model (implements ``UserSimulator``).
+
+    Args:
+        model: the fitted user model.
+        features: item features ``(n_items, d)``.
+        display_sets: logged display sets ``(D, K)`` to draw each step's pool from; None
+            draws ``pool_size`` items uniformly from the catalogue (with replacement).
+        start_histories: logged click histories ``(S, m)`` (-1: none) a session may start
+            from; None starts with no history.
+        slate_size: items shown per step ``k``.
+        pool_size: candidates per step ``K`` when ``display_sets`` is None.
+        device: where the simulation runs.
+    """
+
+    def __init__(self, model: GANUserModel, features: Tensor, *,
+                 display_sets: Tensor | None = None, start_histories: Tensor | None = None,
+                 slate_size: int = 5, pool_size: int = 40,
+                 device: torch.device | str = "cpu") -> None:
+        config = model.config
+        if features.ndim != 2 or features.shape[1] != config.feature_dim:
+            raise ValueError(f"features must have shape (n_items, {config.feature_dim}) for "
+                             f"this model, got {tuple(features.shape)}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.features = features.float().to(self.device)
+        self.num_items = len(features)
+        self.display_sets = None if display_sets is None else display_sets.long().to(self.device)
+        self.num_candidates = pool_size if display_sets is None else display_sets.shape[1]
+        if not 1 <= slate_size <= self.num_candidates:
+            raise ValueError(f"slate_size must be between 1 and the pool size "
+                             f"{self.num_candidates}, got {slate_size}")
+        for name, ids in (("display_sets", self.display_sets), ("start_histories",
+                                                                start_histories)):
+            if ids is not None and (int(ids.max()) >= self.num_items or int(ids.min()) < -1):
+                raise ValueError(f"{name} hold item ids outside the catalogue of "
+                                 f"{self.num_items} items: is the checkpoint from another one?")
+        if start_histories is not None and start_histories.shape[1] != config.history:
+            raise ValueError(f"start histories must have {config.history} columns (m)")
+        self.start_histories = None if start_histories is None else \
+            start_histories.long().to(self.device)
+        self.slate_size = slate_size
+        self.history_length = config.history
+
+    def _pools(self, batch: int, rng: Randomness) -> Tensor:
+        if self.display_sets is not None:
+            pick = (rng.uniform(1)[:, 0] * len(self.display_sets)).long()
+            return self.display_sets[pick.clamp(max=len(self.display_sets) - 1)]
+        draws = rng.uniform(self.num_candidates) * self.num_items
+        return draws.long().clamp(max=self.num_items - 1)
+
+    @torch.no_grad()
+    def reset(self, batch_size: int, rng: Randomness) -> State:
+        """A logged history (or none) and a first candidate pool."""
+        if self.start_histories is None:
+            history = torch.full((batch_size, self.history_length), -1, dtype=torch.int64,
+                                 device=self.device)
+        else:
+            pick = (rng.uniform(1)[:, 0] * len(self.start_histories)).long()
+            history = self.start_histories[pick.clamp(max=len(self.start_histories) - 1)]
+        return {"history": history, "pool": self._pools(batch_size, rng)}
+
+    def _history_features(self, history: Tensor) -> Tensor:
+        return self.features[history.clamp_min(0)] * (history >= 0)[..., None]
+
+    @torch.no_grad()
+    def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
+        """The user's choice among the shown items and no click, its reward, the next pool."""
+        pool, history = state["pool"], state["history"]
+        shown = pool.gather(1, slate)
+        repeated = ((slate[:, :, None] == slate[:, None, :])
+                    & torch.ones(slate.shape[1], slate.shape[1], dtype=torch.bool,
+                                 device=slate.device).tril(-1)).any(-1)
+        model_state = self.model.state(self._history_features(history))
+        logits = self.model.choice_logits(model_state, self.features[shown], shown=~repeated)
+        cumulative = torch.softmax(logits, dim=1).cumsum(1)
+        choice = (cumulative[:, :-1] <= rng.uniform(1)).sum(1)
+        rewards = logits / self.model.config.eta
+        reward = rewards.gather(1, choice[:, None])[:, 0]
+        clicked_any = choice < slate.shape[1]
+        item = shown.gather(1, choice.clamp(max=slate.shape[1] - 1)[:, None])[:, 0]
+        shifted = torch.cat([history[:, 1:], item[:, None]], dim=1)
+        return Step(
+            state={"history": torch.where(clicked_any[:, None], shifted, history),
+                   "pool": self._pools(len(slate), rng)},
+            reward=reward.float(),
+            clicked=torch.where(clicked_any, item, -1),
+            terminated=torch.zeros_like(clicked_any),
+        )
+
+    def observe(self, state: State) -> dict[str, Tensor]:
+        """Features of the last ``m`` clicks (zeros: none) and of the pool, flattened."""
+        return {"history": self._history_features(state["history"]).flatten(1),
+                "candidates": self.features[state["pool"]].flatten(1)}
+
+    def observation_spaces(self) -> dict[str, gym.Space]:
+        """Single-user spaces of the observation keys."""
+        d = self.features.shape[1]
+        low = min(float(self.features.min()), 0.0)  # zeros stand for "no click yet"
+        high = max(float(self.features.max()), 0.0)
+        return {"history": gym.spaces.Box(low, high, (self.history_length * d,), np.float32),
+                "candidates": gym.spaces.Box(low, high, (self.num_candidates * d,), np.float32)}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path | None = None, **kwargs) -> GANUsers:
+        """Users of a checkpoint written by :func:`save_gan_user_env` (None: the shipped one)."""
+        if checkpoint is None:
+            from recgym.data import envs_data_path
+
+            checkpoint = envs_data_path() / DEFAULT_CHECKPOINT
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"GAN user-model checkpoint {path} not found")
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        model = GANUserModel.from_checkpoint(loaded)
+        if "features" not in loaded:
+            raise ValueError("this GAN user-model checkpoint holds no item features")
+        return cls(model, loaded["features"], display_sets=loaded.get("display_sets"),
+                   start_histories=loaded.get("start_histories"), **kwargs)
+
+
+class GANUserEnv(RecEnv):
+    """One user simulated by a fitted GAN user model (Chen et al., ICML 2019).
+
+    ## Description
+
+    The user of sec. 4 of the paper: a reward ``r(s, a)`` learned from logs, a choice
+    among the displayed items or none by ``softmax(eta r)``, a state that embeds the last
+    ``m`` clicked items' features. The shipped default (GAN-PW, Shannon entropy) is fitted
+    on ml-latest-small page views with 40-item display sets; its pools are logged
+    display sets and its sessions start from held-out users' histories.
+
+    ## Action Space
+
+    ``MultiDiscrete([K] * k)``: positions in the candidate pool; a repeated position is
+    shown once.
+
+    ## Observation Space
+
+    | key | shape | dtype | meaning |
+    |---|---|---|---|
+    | history | (m * d,) | float32 | features of the last m clicks, row-major (zeros: none) |
+    | candidates | (K * d,) | float32 | features of this step's candidate pool, row-major |
+
+    Both are flattened so SB3's ``MultiInputPolicy`` takes them as they are; reshape to
+    ``(m, d)`` / ``(K, d)`` for per-item models.
+
+    ## Rewards
+
+    The learned reward of the user's choice (that of no click when there is none).
+
+    ## Episode End
+
+    Truncated after ``max_episode_steps`` (the horizon; 10 as registered).
+
+    ## Arguments
+
+    ```python
+    gym.make("GANUserModel-v0", checkpoint=None, slate_size=5, device="cpu")
+    ```
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, *, slate_size: int = 5,
+                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
+        users = GANUsers.from_checkpoint(checkpoint, slate_size=slate_size, device=device)
+        super().__init__(users, observation_keys=("history", "candidates"), device=device,
+                         render_mode=render_mode)
+
+
+class GANUserVectorEnv(RecVectorEnv):
+    """``num_envs`` users of :class:`GANUserEnv` stepped together (same arguments)."""
+
+    def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, *,
+                 slate_size: int = 5, max_episode_steps: int | None = 10,
+                 device: torch.device | str = "cpu", compile: bool = False,
+                 render_mode: str | None = None) -> None:
+        users = GANUsers.from_checkpoint(checkpoint, slate_size=slate_size, device=device)
+        super().__init__(users, num_envs, observation_keys=("history", "candidates"),
+                         max_episode_steps=max_episode_steps, device=device, compile=compile,
+                         render_mode=render_mode)
