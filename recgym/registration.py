@@ -12,36 +12,20 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "GANUserModel-v0": "GAN user model (Chen et al. 2019) fitted on ml-latest-small page views",
 }
 
+# env id: (module, single-env class, vector-env class, max_episode_steps, kwargs)
+_ENTRY_POINTS: dict[str, tuple[str, str, str, int, dict]] = {
+    "SyntheticMDP-v0": ("synthetic_mdp", "SyntheticMDPEnv", "SyntheticMDPVectorEnv", 200, {}),
+    "RecSimu-v0": ("recsimu", "RecSimuEnv", "RecSimuVectorEnv", 20, {}),
+    "RecSimuSlate-v0": ("recsimu", "RecSimuEnv", "RecSimuVectorEnv", 20, {"slate_size": 5}),
+    "IRecGAN-v0": ("irecgan", "IRecGANEnv", "IRecGANVectorEnv", 200, {}),
+    "GANUserModel-v0": ("gan_user", "GANUserEnv", "GANUserVectorEnv", 10, {}),
+}
+
 
 def register_envs() -> None:
     """Register every recgym env with Gymnasium (idempotent)."""
-    if "SyntheticMDP-v0" not in gym.registry:
-        gym.register(
-            id="SyntheticMDP-v0",
-            entry_point="recgym.envs.synthetic_mdp:SyntheticMDPEnv",
-            vector_entry_point="recgym.envs.synthetic_mdp:SyntheticMDPVectorEnv",
-            max_episode_steps=200,
-        )
-    if "GANUserModel-v0" not in gym.registry:
-        gym.register(
-            id="GANUserModel-v0",
-            entry_point="recgym.envs.gan_user:GANUserEnv",
-            vector_entry_point="recgym.envs.gan_user:GANUserVectorEnv",
-            max_episode_steps=10,
-        )
-    if "IRecGAN-v0" not in gym.registry:
-        gym.register(
-            id="IRecGAN-v0",
-            entry_point="recgym.envs.irecgan:IRecGANEnv",
-            vector_entry_point="recgym.envs.irecgan:IRecGANVectorEnv",
-            max_episode_steps=200,
-        )
-    for env_id, kwargs in (("RecSimu-v0", {}), ("RecSimuSlate-v0", {"slate_size": 5})):
+    for env_id, (module, single, vector, max_steps, kwargs) in _ENTRY_POINTS.items():
         if env_id not in gym.registry:
-            gym.register(
-                id=env_id,
-                entry_point="recgym.envs.recsimu:RecSimuEnv",
-                vector_entry_point="recgym.envs.recsimu:RecSimuVectorEnv",
-                max_episode_steps=20,
-                kwargs=kwargs,
-            )
+            gym.register(id=env_id, entry_point=f"recgym.envs.{module}:{single}",
+                         vector_entry_point=f"recgym.envs.{module}:{vector}",
+                         max_episode_steps=max_steps, kwargs=kwargs)

@@ -33,6 +33,16 @@ from recgym.core.policy import RandomPolicy, distinct, sample_without_replacemen
 from recgym.core.simulator import Randomness, State, Step
 
 
+def observation_spaces(history_length: int, num_items: int, num_states: int
+                       ) -> dict[str, gym.Space]:
+    """The MDP's observation: recent clicks (``num_items`` = none yet) and the true state."""
+    return {
+        "clicks": gym.spaces.MultiDiscrete(np.full(history_length, num_items + 1,
+                                                   dtype=np.int64)),
+        "true_state": gym.spaces.Discrete(num_states),
+    }
+
+
 @dataclass(frozen=True)
 class SyntheticWorld:
     """The ground truth of one synthetic MDP.
@@ -159,11 +169,7 @@ class SyntheticMDP:
 
     def observation_spaces(self) -> dict[str, gym.Space]:
         """Single-user spaces of the observation keys."""
-        return {
-            "clicks": gym.spaces.MultiDiscrete(
-                np.full(self.history_length, self.num_items + 1, dtype=np.int64)),
-            "true_state": gym.spaces.Discrete(self.num_states),
-        }
+        return observation_spaces(self.history_length, self.num_items, self.num_states)
 
     def true_item_rewards(self, state: State) -> Tensor:
         """``r(item | s)`` for each user's current state, ``(B, n)``."""

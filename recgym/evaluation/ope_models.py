@@ -250,12 +250,10 @@ class CountClickSimulator:
         return {"clicks": state["history"], "true_state": state["state"]}
 
     def observation_spaces(self) -> dict[str, gym.Space]:
-        """Single-user spaces of the observation keys."""
-        return {
-            "clicks": gym.spaces.MultiDiscrete(
-                np.full(self.history_length, self.num_items + 1, dtype=np.int64)),
-            "true_state": gym.spaces.Discrete(self.num_states),
-        }
+        """Single-user spaces of the observation keys (those of the synthetic MDP)."""
+        from recgym.envs.synthetic_mdp import observation_spaces
+
+        return observation_spaces(self.history_length, self.num_items, self.num_states)
 
 
 def rollout_clicks(simulator, policy, n_sessions: int, *, seed: int = 0,
