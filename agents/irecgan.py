@@ -231,6 +231,25 @@ class IRecGANAgent:
         chosen = log_pi.gather(-1, part.clicked[..., None]).squeeze(-1)
         return -(returns * chosen * clicked).sum() / clicked.sum().clamp_min(1)
 
+    def checkpoint(self) -> dict:
+        """Configuration, network weights and history (loadable with ``weights_only``)."""
+        return {"kind": "irecgan-agent",
+                "config": {"num_items": self.num_items, "slate_size": self.slate_size,
+                           "embedding_dim": self.embedding_dim, "hidden_size": self.hidden_size,
+                           "num_layers": self.num_layers, "greedy": self.greedy,
+                           "seed": self.seed},
+                "state_dict": self.network.state_dict(), "history": self.history}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> IRecGANAgent:
+        """Rebuild an agent saved by :meth:`checkpoint`; refuses other checkpoints."""
+        if checkpoint.get("kind") != "irecgan-agent":
+            raise ValueError(f"not an IRecGAN agent checkpoint (kind={checkpoint.get('kind')!r})")
+        agent = cls(**checkpoint["config"])
+        agent.network.load_state_dict(checkpoint["state_dict"])
+        agent.history = list(checkpoint["history"])
+        return agent
+
     def copy(self) -> IRecGANAgent:
         """An independent copy (network and sampler)."""
         return copy.deepcopy(self)

@@ -171,6 +171,67 @@ def cmd_fit_irecgan_user(args: argparse.Namespace) -> None:
           f"{best['valid_log_likelihood']:.4f} (epoch {best['epoch']}); checkpoint: {args.out}")
 
 
+def cmd_fit_irecgan(args: argparse.Namespace) -> None:
+    """Train IRecGAN from logs: U by MLE, A offline, then U, A and D adversarially.
+
+    Every stage writes its files into ``--out-dir`` (atomically) as it finishes, and the
+    adversarial stage after every epoch; ``--resume`` skips what is already there.
+    """
+    import torch
+
+    from agents.irecgan import AgentTraining, IRecGANAgent, IRecGANTraining
+    from recgym.data import load_logs
+    from recgym.simulators.irecgan.discriminator import SequenceDiscriminator
+    from recgym.simulators.irecgan.fit import SessionTensors, UserModelTraining, fit_user_model
+    from recgym.simulators.irecgan.model import UserBehaviorModel, UserModelConfig
+
+    logs = load_logs(args.data)
+    sessions = SessionTensors.from_logs(logs)
+    out = Path(args.out_dir)
+    paths = {name: out / f"{name}.pt" for name in ("user", "agent", "discriminator")}
+    sizes = {"embedding_dim": args.embedding_dim, "hidden_size": args.hidden_size,
+             "num_layers": args.num_layers}
+
+    def save(name: str, checkpoint: dict) -> None:
+        with atomic_write(paths[name]) as temporary:
+            torch.save(checkpoint, temporary)
+
+    def load(name: str) -> dict | None:
+        exists = args.resume and paths[name].exists()
+        return torch.load(paths[name], weights_only=True) if exists else None
+
+    saved_user, saved_agent = load("user"), load("agent")
+    if saved_user is None:
+        print("stage 1/3: user model U by maximum likelihood (eq. 3)")
+        user = fit_user_model(logs, config=UserModelConfig(num_items=logs.num_items, **sizes),
+                              training=UserModelTraining(epochs=args.user_epochs,
+                                                         seed=args.seed)).model
+        save("user", user.checkpoint())
+    else:
+        user = UserBehaviorModel.from_checkpoint(saved_user)
+    if saved_agent is None:
+        print("stage 2/3: agent A by REINFORCE on the offline sessions (eq. 9)")
+        agent = IRecGANAgent(logs.num_items, sessions.slates.shape[-1], seed=args.seed, **sizes)
+        agent.fit_offline(sessions, AgentTraining(epochs=args.agent_epochs, seed=args.seed))
+        save("agent", agent.checkpoint())
+    else:
+        agent = IRecGANAgent.from_checkpoint(saved_agent)
+    discriminator = SequenceDiscriminator(logs.num_items)
+    saved_discriminator = load("discriminator")
+    if saved_discriminator is not None:
+        discriminator.load_state_dict(saved_discriminator["state_dict"])
+    done = sum(1 for record in agent.history if "q_d" in record)
+    for epoch in range(done, args.epochs):
+        print(f"stage 3/3: adversarial epoch {epoch + 1}/{args.epochs} (eq. 5-10)")
+        agent.fit(sessions, user, discriminator,
+                  IRecGANTraining(epochs=1, n_rollouts=args.rollouts, seed=args.seed + epoch))
+        save("user", user.checkpoint())
+        save("discriminator", {"kind": "irecgan-discriminator",
+                               "state_dict": discriminator.state_dict()})
+        save("agent", agent.checkpoint())
+    print(f"IRecGAN trained: {', '.join(str(p) for p in paths.values())}")
+
+
 def cmd_fit_gan_user(args: argparse.Namespace) -> None:
     """Fit the GAN user model (Shannon entropy: maximum likelihood) with the paper's split."""
     import numpy as np
@@ -288,6 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--batch-size", type=int, default=64)
     user.add_argument("--seed", type=int, default=0)
     user.set_defaults(func=cmd_fit_irecgan_user)
+
+    irecgan = simulators.add_parser("irecgan", help="IRecGAN (Bai et al. 2019): U, A and D "
+                                                     "trained together from logs")
+    irecgan.add_argument("--data", required=True, help="log file (Parquet / CSV, log schema)")
+    irecgan.add_argument("--out-dir", default="runs/irecgan",
+                         help="folder for user.pt, agent.pt and discriminator.pt")
+    irecgan.add_argument("--resume", action="store_true",
+                         help="continue from the files already in --out-dir")
+    irecgan.add_argument("--embedding-dim", type=int, default=50)
+    irecgan.add_argument("--hidden-size", type=int, default=512)
+    irecgan.add_argument("--num-layers", type=int, default=2)
+    irecgan.add_argument("--user-epochs", type=int, default=10)
+    irecgan.add_argument("--agent-epochs", type=int, default=10)
+    irecgan.add_argument("--epochs", type=int, default=5, help="adversarial epochs")
+    irecgan.add_argument("--rollouts", type=int, default=8, help="N of eq. 6")
+    irecgan.add_argument("--seed", type=int, default=0)
+    irecgan.set_defaults(func=cmd_fit_irecgan)
 
     gan = simulators.add_parser("gan-user", help="GAN user model (Chen et al. 2019), "
                                                  "Shannon entropy (maximum likelihood)")

@@ -86,3 +86,25 @@ def test_adversarial_training_runs_and_keeps_a_good_policy(mix_logs):
     trained = evaluate_policy(world, agent, 1000, seed=3)
     assert trained.mean_return > random.mean_return + 4 * (trained.return_std_err +
                                                            random.return_std_err)
+
+
+def test_fit_command_trains_all_three_and_resumes(tmp_path, capsys):
+    from agents.irecgan import IRecGANAgent
+    from recgym.cli import main
+
+    world = SyntheticMDP(num_items=15, slate_size=3)
+    logs = tmp_path / "logs.parquet"
+    LogDataset(collect_logs(world, logging_policy("mix", world), 150), num_items=15).save(logs)
+    common = ["fit", "irecgan", "--data", str(logs), "--out-dir", str(tmp_path / "out"),
+              "--embedding-dim", "8", "--hidden-size", "8", "--num-layers", "1",
+              "--user-epochs", "1", "--agent-epochs", "1", "--rollouts", "2"]
+    main([*common, "--epochs", "1"])
+    main([*common, "--epochs", "2", "--resume"])
+    printed = capsys.readouterr().out
+    assert printed.count("stage 1/3") == 1 and printed.count("stage 3/3") == 2
+    agent = IRecGANAgent.from_checkpoint(torch.load(tmp_path / "out" / "agent.pt",
+                                                    weights_only=True))
+    assert sum("q_d" in record for record in agent.history) == 2
+    with pytest.raises(ValueError, match="not an IRecGAN agent"):
+        IRecGANAgent.from_checkpoint(torch.load(tmp_path / "out" / "user.pt",
+                                                weights_only=True))
