@@ -70,3 +70,38 @@ def test_discriminator_tells_logged_from_generated_sequences(users):
         accuracy = ((discriminator(real) > 0).float().mean()
                     + (discriminator(fake) < 0).float().mean()) / 2
     assert accuracy > 0.8
+
+
+def test_env_reports_d_of_the_trajectory_so_far(users, tmp_path):
+    import gymnasium as gym
+
+    discriminator = SequenceDiscriminator(20, embedding_dim=8, hidden_size=8)
+    judged = IRecGANUsers(users.model, slate_size=4, history_length=3,
+                          discriminator=discriminator)
+    rng = UserRandom.from_seeds([4])
+    state = judged.reset(1, rng)
+    slates, positions, clicked, rewards = [], [], [], []
+    for _ in range(3):
+        slate = torch.tensor([[1, 5, 9, 13]])
+        out = judged.step(state, slate, rng)
+        position = 4 if out.clicked[0] < 0 else int((slate[0] == out.clicked[0]).nonzero())
+        slates.append(slate[0]), positions.append(position)
+        clicked.append(max(int(out.clicked[0]), 0)), rewards.append(float(out.reward[0]))
+        prefix = SessionTensors(torch.stack(slates)[None], torch.tensor([positions]),
+                                torch.tensor([clicked]), torch.tensor([rewards]),
+                                torch.ones(1, len(slates), dtype=torch.bool),
+                                torch.tensor([len(slates)]))
+        expected = torch.sigmoid(discriminator(prefix))
+        assert torch.allclose(out.info["discriminator_score"], expected, atol=1e-6)
+        if out.terminated[0]:
+            break
+        state = out.state
+    path = tmp_path / "u.pt"
+    torch.save(users.model.checkpoint(), path)
+    torch.save({"kind": "irecgan-discriminator", "state_dict": discriminator.state_dict()},
+               tmp_path / "d.pt")
+    env = gym.make("IRecGAN-v0", checkpoint=path, slate_size=4, discriminator=tmp_path / "d.pt")
+    env.reset(seed=0)
+    assert 0 < env.step([1, 2, 3, 4])[4]["discriminator_score"] < 1
+    with pytest.raises(ValueError, match="not an IRecGAN discriminator"):
+        gym.make("IRecGAN-v0", checkpoint=path, discriminator=path)

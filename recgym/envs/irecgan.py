@@ -20,6 +20,7 @@ from torch import Tensor
 
 from recgym.core.env import RecEnv, RecVectorEnv
 from recgym.core.simulator import Randomness, State, Step
+from recgym.simulators.irecgan.discriminator import SequenceDiscriminator
 from recgym.simulators.irecgan.model import UserBehaviorModel
 
 DEFAULT_CHECKPOINT = "irecgan-user-synthetic-mdp.pt"
@@ -40,11 +41,15 @@ class IRecGANUsers:
         model: the fitted user behaviour model.
         slate_size: items per slate ``k``.
         history_length: recent clicks the agent observes.
+        discriminator: a trained sequence discriminator D; its score of the trajectory so
+            far is then reported in ``info["discriminator_score"]`` every step (D's GRU
+            state is carried along, so the cost is one GRU step).
         device: where the simulation runs.
     """
 
     def __init__(self, model: UserBehaviorModel, *, slate_size: int = 10,
-                 history_length: int = 10, device: torch.device | str = "cpu") -> None:
+                 history_length: int = 10, discriminator: SequenceDiscriminator | None = None,
+                 device: torch.device | str = "cpu") -> None:
         config = model.config
         if not 1 <= slate_size <= config.num_items:
             raise ValueError(f"slate_size must be between 1 and {config.num_items}, "
@@ -65,15 +70,20 @@ class IRecGANUsers:
         self._start_output = output[:, 0]
         memory = memory if self.lstm else (memory, torch.zeros_like(memory))
         self._start_memory = tuple(m.transpose(0, 1) for m in memory)  # (1, layers, hidden)
+        self.discriminator = None if discriminator is None else discriminator.to(self.device)
 
     @torch.no_grad()
     def reset(self, batch_size: int, rng: Randomness) -> State:
         """Every session starts from U's start state with no click yet."""
         hidden, cell = (m.expand(batch_size, -1, -1) for m in self._start_memory)
-        return {"output": self._start_output.expand(batch_size, -1), "hidden": hidden,
-                "cell": cell,
-                "history": torch.full((batch_size, self.history_length), self.num_items,
-                                      dtype=torch.int64, device=self.device)}
+        state = {"output": self._start_output.expand(batch_size, -1), "hidden": hidden,
+                 "cell": cell,
+                 "history": torch.full((batch_size, self.history_length), self.num_items,
+                                       dtype=torch.int64, device=self.device)}
+        if self.discriminator is not None:
+            state["d_hidden"] = torch.zeros(batch_size, self.discriminator.rnn.hidden_size,
+                                            device=self.device)
+        return state
 
     @torch.no_grad()
     def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
@@ -94,18 +104,20 @@ class IRecGANUsers:
         hidden, cell = memory if self.lstm else (memory, state["cell"].transpose(0, 1))
         keep = ~clicked_any
         history = torch.cat([state["history"][:, 1:], item[:, None]], dim=1)
-        return Step(
-            state={"output": torch.where(keep[:, None], state["output"], output[:, 0]),
-                   "hidden": torch.where(keep[:, None, None], state["hidden"],
-                                         hidden.transpose(0, 1)),
-                   "cell": torch.where(keep[:, None, None], state["cell"],
-                                       cell.transpose(0, 1)),
-                   "history": torch.where(keep[:, None], state["history"], history)},
-            reward=reward,
-            clicked=torch.where(clicked_any, item, -1),
-            terminated=keep,
-            info={"reward_probability": torch.where(clicked_any, reward_probability, 0.0)},
-        )
+        clicked = torch.where(clicked_any, item, -1)
+        next_state = {"output": torch.where(keep[:, None], state["output"], output[:, 0]),
+                      "hidden": torch.where(keep[:, None, None], state["hidden"],
+                                            hidden.transpose(0, 1)),
+                      "cell": torch.where(keep[:, None, None], state["cell"],
+                                          cell.transpose(0, 1)),
+                      "history": torch.where(keep[:, None], state["history"], history)}
+        info = {"reward_probability": torch.where(clicked_any, reward_probability, 0.0)}
+        if self.discriminator is not None:
+            features = self.discriminator.step_features(slate, clicked, reward)
+            next_state["d_hidden"], info["discriminator_score"] = self.discriminator.advance(
+                state["d_hidden"], features)
+        return Step(state=next_state, reward=reward, clicked=clicked, terminated=keep,
+                    info=info)
 
     def observe(self, state: State) -> dict[str, Tensor]:
         """The recent clicks, oldest first (``n`` = none yet), as a recommender sees them."""
@@ -117,8 +129,13 @@ class IRecGANUsers:
             np.full(self.history_length, self.num_items + 1, dtype=np.int64))}
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path | None = None, **kwargs) -> IRecGANUsers:
-        """Users of a checkpoint from ``recgym fit irecgan-user`` (None: the shipped one)."""
+    def from_checkpoint(cls, checkpoint: str | Path | None = None,
+                        discriminator: str | Path | None = None, **kwargs) -> IRecGANUsers:
+        """Users of a checkpoint from ``recgym fit irecgan-user`` (None: the shipped one).
+
+        ``discriminator``: a ``discriminator.pt`` from ``recgym fit irecgan``, for
+        ``info["discriminator_score"]``.
+        """
         if checkpoint is None:
             from recgym.data import envs_data_path
 
@@ -129,7 +146,17 @@ class IRecGANUsers:
                                     f"with `recgym fit irecgan-user --data LOGS --out "
                                     f"{path.name}`")
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-        return cls(UserBehaviorModel.from_checkpoint(loaded), **kwargs)
+        model = UserBehaviorModel.from_checkpoint(loaded)
+        judge = None
+        if discriminator is not None:
+            saved = torch.load(discriminator, map_location="cpu", weights_only=True)
+            if saved.get("kind") != "irecgan-discriminator":
+                raise ValueError(f"{discriminator} is not an IRecGAN discriminator checkpoint")
+            judge = SequenceDiscriminator(model.config.num_items,
+                                          saved["state_dict"]["embedding.weight"].shape[1],
+                                          saved["state_dict"]["readout.weight"].shape[1])
+            judge.load_state_dict(saved["state_dict"])
+        return cls(model, discriminator=judge, **kwargs)
 
 
 class IRecGANEnv(RecEnv):
@@ -156,7 +183,9 @@ class IRecGANEnv(RecEnv):
     ## Rewards
 
     1 when the clicked item earns a reward (eq. 2), else 0; ``info["reward_probability"]``
-    holds the model's probability.
+    holds the model's probability. With ``discriminator=`` (a ``discriminator.pt`` from
+    ``recgym fit irecgan``), ``info["discriminator_score"]`` is D's probability that the
+    trajectory so far is real.
 
     ## Starting State
 
@@ -179,9 +208,9 @@ class IRecGANEnv(RecEnv):
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, slate_size: int = 10,
-                 history_length: int = 10, device: torch.device | str = "cpu",
-                 render_mode: str | None = None) -> None:
-        users = IRecGANUsers.from_checkpoint(checkpoint, slate_size=slate_size,
+                 history_length: int = 10, discriminator: str | Path | None = None,
+                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
+        users = IRecGANUsers.from_checkpoint(checkpoint, discriminator, slate_size=slate_size,
                                              history_length=history_length, device=device)
         super().__init__(users, observation_keys=("clicks",), device=device,
                          render_mode=render_mode)
@@ -192,9 +221,10 @@ class IRecGANVectorEnv(RecVectorEnv):
 
     def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, *,
                  slate_size: int = 10, history_length: int = 10,
-                 max_episode_steps: int | None = 200, device: torch.device | str = "cpu",
-                 compile: bool = False, render_mode: str | None = None) -> None:
-        users = IRecGANUsers.from_checkpoint(checkpoint, slate_size=slate_size,
+                 discriminator: str | Path | None = None, max_episode_steps: int | None = 200,
+                 device: torch.device | str = "cpu", compile: bool = False,
+                 render_mode: str | None = None) -> None:
+        users = IRecGANUsers.from_checkpoint(checkpoint, discriminator, slate_size=slate_size,
                                              history_length=history_length, device=device)
         super().__init__(users, num_envs, observation_keys=("clicks",),
                          max_episode_steps=max_episode_steps, device=device, compile=compile,

@@ -37,6 +37,17 @@ class SequenceDiscriminator(nn.Module):
         return torch.cat([self.embedding(sessions.slates).mean(-2), self.embedding(clicked),
                           sessions.rewards[..., None]], dim=-1)
 
+    def step_features(self, slate: Tensor, clicked: Tensor, reward: Tensor) -> Tensor:
+        """One step's input ``(B, 2E + 1)``: slate ``(B, k)``, click id or -1, reward."""
+        click = torch.where(clicked >= 0, clicked, self.num_items)
+        return torch.cat([self.embedding(slate).mean(-2), self.embedding(click),
+                          reward[:, None]], dim=-1)
+
+    def advance(self, hidden: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
+        """One GRU step: the next hidden state ``(B, H)`` and ``D`` of the prefix so far."""
+        _, hidden = self.rnn(features[:, None], hidden[None])
+        return hidden[0], torch.sigmoid(self.readout(hidden[0])).squeeze(-1)
+
     def forward(self, sessions: SessionTensors) -> Tensor:
         """Logit that each whole session is real, ``(B,)`` (reads up to its length)."""
         outputs, _ = self.rnn(self.step_inputs(sessions))
