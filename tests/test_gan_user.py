@@ -150,3 +150,20 @@ def test_env_passes_checkers_and_refuses_bad_checkpoints(env_checkpoint_path, tm
         GANUsers.from_checkpoint(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="slate_size"):
         GANUsers.from_checkpoint(env_checkpoint_path, slate_size=9)
+
+
+def test_reference_click_models():
+    from recgym.simulators.gan_user.baselines import baseline_precision
+
+    logs, features = synthetic_user_logs()
+    views = PageViews.from_logs(logs, history=1)
+    users = np.asarray(views.user)
+    train, test = views.subset(users % 2 == 0), views.subset(users % 2 == 1)
+    chance = {1: 1 / 8, 2: 2 / 8}
+    for name in ("popularity", "iknn", "lr"):
+        precision = baseline_precision(name, train, test, features)
+        assert set(precision) == {1, 2} and 0 <= precision[1] <= precision[2] <= 1
+    # the synthetic users' reward has a fixed part <w, f_a>: a linear choice model finds it
+    assert baseline_precision("lr", train, test, features)[1] > 2 * chance[1]
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baseline_precision("svd", train, test, features)
