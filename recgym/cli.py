@@ -244,6 +244,7 @@ def cmd_fit_gan_user(args: argparse.Namespace) -> None:
         env_checkpoint,
         fit_gan_user,
         item_features,
+        with_popularity,
     )
     from recgym.simulators.gan_user.model import GANUserConfig
 
@@ -255,11 +256,14 @@ def cmd_fit_gan_user(args: argparse.Namespace) -> None:
     else:
         movielens = load_movielens(args.data, root=args.root)
         dataset = movielens_to_logs(movielens, seed=args.seed)
-    features = torch.from_numpy(item_features(dataset.items, with_year=args.with_year))
     split = gan_user_model_split(dataset.logs, seed=args.seed)
     views = {name: PageViews.from_logs(part, history=args.history)
              for name, part in (("train", split.train), ("valid", split.val),
                                 ("test", split.test))}
+    features = item_features(dataset.items, with_year=args.with_year)
+    if not args.no_popularity:
+        features = with_popularity(features, views["train"])
+    features = torch.from_numpy(features)
     config = GANUserConfig(feature_dim=features.shape[1], history=args.history,
                            state=args.state, hidden=args.hidden)
     fit = fit_gan_user(views["train"], views["valid"], features, config=config,
@@ -378,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--history", type=int, default=10, help="m, clicks in the state")
     gan.add_argument("--hidden", type=int, default=256, help="reward network width")
     gan.add_argument("--epochs", type=int, default=20)
+    gan.add_argument("--no-popularity", action="store_true",
+                     help="leave out the items' log click count among training page views")
     gan.add_argument("--with-year", action="store_true",
                      help="add the release year to the features (it leaks how MovieLens "
                           "display sets are built; see recgym.simulators.gan_user.fit)")
@@ -386,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_commands(commands)
     add_ope_commands(commands)
+    from agents.cf.cli import add_train_commands  # only the CLI reaches agents
+
+    add_train_commands(commands)
     return parser
 
 

@@ -1,0 +1,174 @@
+"""Mult-VAE / Mult-DAE / RaCT / CF-SFL / EASE / popularity: fitting, protocol and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from agents.cf import CFSFL, EASE, MultDAE, MultVAE, Popularity, RaCT
+
+TINY = dict(hidden_dims=(32,), latent_dim=8, batch_size=20)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small models run fastest (and most predictably on a shared machine) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def clustered(n_users: int = 60, n_clusters: int = 4, per: int = 8, seed: int = 0
+              ) -> sp.csr_matrix:
+    """Users of a cluster like most of the cluster's items, and nothing else."""
+    rng = np.random.default_rng(seed)
+    n_items = n_clusters * per
+    x = np.zeros((n_users, n_items), dtype=np.float32)
+    for u in range(n_users):
+        c = u % n_clusters
+        items = c * per + rng.choice(per, size=per - 1, replace=False)
+        x[u, items] = 1.0
+    return sp.csr_matrix(x)
+
+
+def split_rows(x: sp.csr_matrix, seed: int = 1) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Fold-in / target halves of every row."""
+    rng = np.random.default_rng(seed)
+    dense = x.toarray()
+    fold, target = np.zeros_like(dense), np.zeros_like(dense)
+    for u, row in enumerate(dense):
+        items = rng.permutation(np.flatnonzero(row))
+        half = len(items) // 2
+        fold[u, items[half:]] = 1
+        target[u, items[:half]] = 1
+    return sp.csr_matrix(fold), sp.csr_matrix(target)
+
+
+@pytest.fixture(scope="module")
+def data():
+    x = clustered()
+    return x, split_rows(x)
+
+
+FAST = {
+    "vae": lambda m, s=0: MultVAE(m, epochs=120, anneal_epochs=60, seed=s, **TINY),
+    "dae": lambda m, s=0: MultDAE(m, epochs=120, seed=s, **TINY),
+    "ract": lambda m, s=0: RaCT(m, actor_epochs=100, critic_epochs=10, ac_epochs=10,
+                                anneal_epochs=50, critic_metric="ndcg@5", seed=s, **TINY),
+    "cfsfl": lambda m, s=0: CFSFL(m, pretrain_epochs=100, reward_epochs=3, joint_epochs=10,
+                                  anneal_epochs=50, steps=2, embed_dim=8, feedback_dim=8,
+                                  virtual_hidden=(16,), seed=s, **TINY),
+    "ease": lambda m, s=0: EASE(m, l2=1.0),
+}
+
+
+@pytest.mark.parametrize("name", list(FAST))
+def test_overfits_tiny_dataset(data, name):
+    x, heldout = data
+    model = FAST[name](x.shape[1]).fit(x, progress=False)
+    res = model.evaluate(heldout, metrics=("ndcg@5", "recall@5"))
+    assert res["ndcg@5"].mean > 0.9, res
+    assert res["ndcg@5"].n_users == x.shape[0]
+
+
+def test_popularity_ranks_by_count():
+    x = sp.csr_matrix(np.array([[1, 0, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]], dtype=np.float32))
+    model = Popularity(4).fit(x)
+    policy = model.as_policy(k=2)
+    slate = policy.act({"clicks": torch.tensor([[0, 4], [4, 4]])})
+    assert slate.tolist() == [[1, 2], [0, 1]]
+
+
+def test_same_seed_same_metrics(data):
+    x, heldout = data
+    a = FAST["vae"](x.shape[1], 3).fit(x, valid=heldout, progress=False, max_epochs=15)
+    b = FAST["vae"](x.shape[1], 3).fit(x, valid=heldout, progress=False, max_epochs=15)
+    c = FAST["vae"](x.shape[1], 4).fit(x, valid=heldout, progress=False, max_epochs=15)
+    ra, rb, rc = (m.evaluate(heldout, per_user=True)["ndcg@100"] for m in (a, b, c))
+    np.testing.assert_array_equal(ra, rb)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters(),
+                                                          strict=True))
+
+
+def test_ract_critic_correlates_with_true_ndcg():
+    x = clustered(n_users=200, n_clusters=5, per=12, seed=2)
+    model = RaCT(x.shape[1], actor_epochs=15, critic_epochs=40, ac_epochs=0, anneal_epochs=10,
+                 critic_metric="ndcg@10", seed=0, **TINY)
+    model.fit(x, progress=False)
+    pred, truth = model.critic_predictions(x)
+    r = np.corrcoef(pred.numpy(), truth.numpy())[0, 1]
+    assert r > 0.3, r
+
+
+def test_cfsfl_with_zero_steps_is_its_base_recommender(data):
+    x, heldout = data
+    m = x.shape[1]
+    model = CFSFL(m, steps=0, pretrain_epochs=5, reward_epochs=1, joint_epochs=2,
+                  embed_dim=8, feedback_dim=8, virtual_hidden=(16,), **TINY)
+    model.fit(x, progress=False)
+    base = MultVAE(m, **TINY)
+    state = {k: v.clone() for k, v in model.net.state_dict().items()}
+    state["encoder.0.weight"] = state["encoder.0.weight"][:, :m]  # drop the v columns
+    base.net.load_state_dict(state)
+    xs = torch.as_tensor(heldout[0].toarray())
+    torch.testing.assert_close(model.eval().score(xs), base.eval().score(xs))
+    # and the unrolled loop with T > 0 does change the prediction once trained
+    model.config.steps = 2
+    assert not torch.allclose(model.score(xs), base.score(xs))
+
+
+def test_cfsfl_unrolls_t_steps():
+    model = CFSFL(10, steps=3, embed_dim=4, feedback_dim=4, virtual_hidden=(8,), **TINY)
+    calls = []
+    original = model.net.forward
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    model.net.forward = counting
+    model.loop_trained.fill_(True)
+    model.score(torch.ones(2, 10))
+    assert len(calls) == 4  # T = 3 recommender calls inside the loop, one for a^T
+
+
+@pytest.mark.parametrize("name", ["vae", "ract", "ease"])
+def test_bad_input_gets_clear_errors(data, name):
+    x, _ = data
+    model = FAST[name](x.shape[1])
+    with pytest.raises(ValueError, match="binary"):
+        model.fit(x * 2.0, progress=False)
+    with pytest.raises(ValueError, match="catalogue"):
+        model.fit(sp.csr_matrix((5, x.shape[1] + 3), dtype=np.float32), progress=False)
+    if name != "ease":
+        empty = sp.vstack([x, sp.csr_matrix((1, x.shape[1]))]).tocsr()
+        with pytest.raises(ValueError, match="without any interaction"):
+            model.fit(empty, progress=False)
+    with pytest.raises(TypeError, match="sparse"):
+        model.fit([[1, 0]], progress=False)
+
+
+def test_evaluate_rejects_overlapping_fold_in_and_target(data):
+    x, _ = data
+    model = Popularity(x.shape[1]).fit(x)
+    with pytest.raises(ValueError, match="disjoint"):
+        model.evaluate(x, x)
+
+
+@pytest.mark.parametrize("cls", [RaCT, CFSFL])
+def test_same_seed_same_model_for_three_stage_methods(data, cls):
+    x, heldout = data
+    kw = (dict(actor_epochs=2, critic_epochs=2, ac_epochs=2) if cls is RaCT else
+          dict(pretrain_epochs=2, reward_epochs=2, joint_epochs=2, steps=2, embed_dim=8,
+               feedback_dim=8, virtual_hidden=(16,)))
+    a, b = (cls(x.shape[1], seed=5, **kw, **TINY).fit(x, valid=heldout, progress=False)
+            for _ in range(2))
+    np.testing.assert_array_equal(a.evaluate(heldout, per_user=True)["ndcg@100"],
+                                  b.evaluate(heldout, per_user=True)["ndcg@100"])
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)

@@ -1,0 +1,146 @@
+"""CF models as recgym policies, one-file checkpoints and resumed training."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import recgym  # noqa: F401  (registers the env ids)
+from agents.cf import CFSFL, EASE, MultDAE, MultVAE, Popularity, RaCT, load_model
+from agents.cf.checkpoint import FORMAT
+from recgym.core import Policy
+from recgym.envs.synthetic_mdp import SyntheticMDP
+from recgym.evaluation import evaluate_policy
+
+TINY = dict(hidden_dims=(16,), latent_dim=4, batch_size=16)
+N_ITEMS = 50
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small models run fastest (and most predictably on a shared machine) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def random_histories(n_users: int = 40, seed: int = 0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n_users, N_ITEMS)) < 0.15).astype(np.float32)
+    x[np.arange(n_users), rng.integers(0, N_ITEMS, n_users)] = 1.0
+    return sp.csr_matrix(x)
+
+
+def make(name: str):
+    return {
+        "MultVAE": lambda: MultVAE(N_ITEMS, epochs=4, **TINY),
+        "MultDAE": lambda: MultDAE(N_ITEMS, epochs=4, **TINY),
+        "RaCT": lambda: RaCT(N_ITEMS, actor_epochs=2, critic_epochs=1, ac_epochs=2, **TINY),
+        "CFSFL": lambda: CFSFL(N_ITEMS, steps=2, pretrain_epochs=2, reward_epochs=1,
+                               joint_epochs=2, embed_dim=4, feedback_dim=4,
+                               virtual_hidden=(8,), **TINY),
+        "EASE": lambda: EASE(N_ITEMS, l2=10.0),
+        "Popularity": lambda: Popularity(N_ITEMS),
+    }[name]()
+
+
+NAMES = ["MultVAE", "MultDAE", "RaCT", "CFSFL", "EASE", "Popularity"]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    x = random_histories()
+    return {name: make(name).fit(x, progress=False) for name in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_policy_recommends_unseen_items_in_synthetic_mdp(fitted, name):
+    policy = fitted[name].as_policy(k=5)
+    assert isinstance(policy, Policy) and policy.slate_size == 5
+    clicks = torch.tensor([[3, 7, 7, 50], [50, 50, 50, 50], [0, 1, 2, 3]])
+    slate = policy.act({"clicks": clicks})
+    assert slate.shape == (3, 5) and slate.dtype == torch.int64
+    for row, hist in zip(slate.tolist(), clicks.tolist(), strict=True):
+        assert len(set(row)) == 5 and not set(row) & set(hist)
+    result = evaluate_policy(SyntheticMDP(num_items=N_ITEMS, slate_size=5), policy,
+                             n_sessions=16, max_steps=20)
+    assert result.n_sessions == 16 and np.isfinite(result.mean_return) and result.ctr >= 0
+
+
+def test_policy_runs_in_vector_env(fitted):
+    env = gym.make_vec("SyntheticMDP-v0", num_envs=4, vectorization_mode="vector_entry_point",
+                       num_items=N_ITEMS, slate_size=5)
+    obs, _ = env.reset(seed=0)
+    policy = fitted["MultVAE"].as_policy(k=5)
+    for _ in range(5):
+        slate = policy.act({"clicks": torch.as_tensor(obs)})
+        obs, reward, *_ = env.step(slate.numpy())
+    env.close()
+
+
+def test_policy_rejects_items_beyond_catalogue(fitted):
+    policy = fitted["MultVAE"].as_policy(k=3)
+    with pytest.raises(ValueError, match="catalogue"):
+        policy.act({"clicks": torch.tensor([[3, 99]])})
+    with pytest.raises(KeyError, match="history_key"):
+        policy.act({"items": torch.tensor([[3]])})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkpoint_roundtrip(fitted, name, tmp_path):
+    model = fitted[name]
+    path = model.save(tmp_path / f"{name}.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == FORMAT and raw["model"] == name
+    loaded = load_model(path)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    x = torch.as_tensor(random_histories(5, seed=9).toarray())
+    torch.testing.assert_close(loaded.eval().score(x), model.eval().score(x))
+
+
+@pytest.mark.parametrize("name", ["MultVAE", "RaCT", "CFSFL"])
+def test_resume_gives_the_uninterrupted_result(name, tmp_path):
+    x = random_histories()
+    heldout = (random_histories(10, seed=3), random_histories(10, seed=4))
+    heldout = (heldout[0], sp.csr_matrix(heldout[1] - heldout[1].multiply(heldout[0])))
+    whole = make(name).fit(x, valid=heldout, progress=False)
+    path = tmp_path / "ckpt.pt"
+    make(name).fit(x, valid=heldout, progress=False, checkpoint=path, max_epochs=3)
+    resumed = load_model(path)
+    assert resumed.epoch == 3
+    resumed.fit(x, valid=heldout, progress=False, checkpoint=path, resume=True)
+    assert [h["epoch"] for h in resumed.history] == [h["epoch"] for h in whole.history]
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(),
+                         strict=True):
+        torch.testing.assert_close(a, b, msg=k)
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a recgym CF checkpoint"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(("env_id", "key"), [("IRecGAN-v0", "clicks"), ("RecSimu-v0", "items")])
+def test_policy_runs_in_learned_simulator_envs(env_id, key):
+    env = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
+    sim = env.unwrapped.simulator
+    rng = np.random.default_rng(0)
+    hist = (rng.random((30, sim.num_items)) < 0.02).astype(np.float32)
+    hist[:, 0] = 1.0
+    model = MultVAE(sim.num_items, epochs=1, **TINY).fit(sp.csr_matrix(hist), progress=False)
+    policy = model.as_policy(k=sim.slate_size, history_key=key)
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):
+        obs = obs if isinstance(obs, dict) else {key: obs}
+        slate = policy.act({k: torch.as_tensor(v) for k, v in obs.items()})
+        assert slate.shape == (3, sim.slate_size)
+        obs, *_ = env.step(slate.numpy().reshape(env.action_space.shape))
+    env.close()
+    result = evaluate_policy(sim, policy, n_sessions=4, max_steps=3)
+    assert np.isfinite(result.mean_return)
