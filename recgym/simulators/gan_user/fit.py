@@ -47,6 +47,19 @@ def item_features(items: pd.DataFrame, *, with_year: bool = False) -> np.ndarray
     return features
 
 
+def with_popularity(features: np.ndarray, train: PageViews) -> np.ndarray:
+    """Append each item's log click count among the training page views, scaled to [0, 1].
+
+    Popularity is the signal that separates a rated movie from the recent releases that
+    fill MovieLens display sets; genre flags alone cannot express it.
+    """
+    clicked = train.choice < train.display.shape[1]
+    rows = torch.arange(len(train))[clicked]
+    items = train.display[rows, train.choice[clicked]].numpy()
+    counts = np.log1p(np.bincount(items, minlength=len(features))).astype(np.float32)
+    return np.concatenate([features, (counts / max(counts.max(), 1.0))[:, None]], axis=1)
+
+
 @dataclass
 class PageViews:
     """Page views as tensors.
