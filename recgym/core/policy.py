@@ -36,6 +36,16 @@ def distinct(slate: Tensor) -> Tensor:
     return (ordered[:, 1:] != ordered[:, :-1]).all(dim=1)
 
 
+def repeated_positions(slate: Tensor) -> Tensor:
+    """Bool ``(B, k)``: the item at this position already appears earlier in the slate.
+
+    Envs show a repeated item once: its later positions are masked out.
+    """
+    k = slate.shape[1]
+    earlier = torch.ones(k, k, dtype=torch.bool, device=slate.device).tril(-1)
+    return ((slate[:, :, None] == slate[:, None, :]) & earlier).any(-1)
+
+
 def sample_without_replacement(scores: Tensor, k: int, generator: torch.Generator) -> Tensor:
     """``k`` distinct positions per row, uniformly among those where ``scores`` is finite.
 

@@ -20,7 +20,9 @@ import torch
 from torch import Tensor
 
 from recgym.core.env import RecEnv, RecVectorEnv
+from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
+from recgym.envs.checkpoints import load_env_checkpoint
 from recgym.simulators.gan_user.model import GANUserModel
 
 DEFAULT_CHECKPOINT = "gan-user-ml-latest-small.pt"
@@ -96,9 +98,7 @@ class GANUsers:
         """The user's choice among the shown items and no click, its reward, the next pool."""
         pool, history = state["pool"], state["history"]
         shown = pool.gather(1, slate)
-        repeated = ((slate[:, :, None] == slate[:, None, :])
-                    & torch.ones(slate.shape[1], slate.shape[1], dtype=torch.bool,
-                                 device=slate.device).tril(-1)).any(-1)
+        repeated = repeated_positions(slate)
         model_state = self.model.state(self._history_features(history))
         logits = self.model.choice_logits(model_state, self.features[shown], shown=~repeated)
         cumulative = torch.softmax(logits, dim=1).cumsum(1)
@@ -131,15 +131,9 @@ class GANUsers:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path | None = None, **kwargs) -> GANUsers:
-        """Users of a checkpoint written by :func:`save_gan_user_env` (None: the shipped one)."""
-        if checkpoint is None:
-            from recgym.data import envs_data_path
-
-            checkpoint = envs_data_path() / DEFAULT_CHECKPOINT
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"GAN user-model checkpoint {path} not found")
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        """Users of a checkpoint from ``recgym fit gan-user`` (None: the shipped one)."""
+        loaded = load_env_checkpoint(checkpoint, DEFAULT_CHECKPOINT, "GAN user-model",
+                                     "recgym fit gan-user")
         model = GANUserModel.from_checkpoint(loaded)
         if "features" not in loaded:
             raise ValueError("this GAN user-model checkpoint holds no item features")

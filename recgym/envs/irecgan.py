@@ -19,19 +19,13 @@ import torch
 from torch import Tensor
 
 from recgym.core.env import RecEnv, RecVectorEnv
+from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
+from recgym.envs.checkpoints import load_env_checkpoint
 from recgym.simulators.irecgan.discriminator import SequenceDiscriminator
 from recgym.simulators.irecgan.model import UserBehaviorModel
 
 DEFAULT_CHECKPOINT = "irecgan-user-synthetic-mdp.pt"
-
-
-def _earlier_copy(slate: Tensor) -> Tensor:
-    """Bool ``(B, k)``: the item at this position already appears earlier in the slate."""
-    same = slate[:, :, None] == slate[:, None, :]
-    earlier = torch.ones(slate.shape[1], slate.shape[1], dtype=torch.bool,
-                         device=slate.device).tril(-1)
-    return (same & earlier).any(-1)
 
 
 class IRecGANUsers:
@@ -90,7 +84,7 @@ class IRecGANUsers:
         """Click or leave (eq. 1), reward of the click (eq. 2), next RNN state."""
         model, k = self.model, slate.shape[1]
         logits = model.click_logits(state["output"], slate)
-        logits[:, :k] = logits[:, :k].masked_fill(_earlier_copy(slate), -float("inf"))
+        logits[:, :k] = logits[:, :k].masked_fill(repeated_positions(slate), -float("inf"))
         cumulative = torch.softmax(logits, dim=1).cumsum(1)
         uniforms = rng.uniform(2)
         position = (cumulative[:, :-1] <= uniforms[:, :1]).sum(1)
@@ -136,16 +130,8 @@ class IRecGANUsers:
         ``discriminator``: a ``discriminator.pt`` from ``recgym fit irecgan``, for
         ``info["discriminator_score"]``.
         """
-        if checkpoint is None:
-            from recgym.data import envs_data_path
-
-            checkpoint = envs_data_path() / DEFAULT_CHECKPOINT
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"IRecGAN user-model checkpoint {path} not found; fit one "
-                                    f"with `recgym fit irecgan-user --data LOGS --out "
-                                    f"{path.name}`")
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = load_env_checkpoint(checkpoint, DEFAULT_CHECKPOINT, "IRecGAN user-model",
+                                     "recgym fit irecgan-user")
         model = UserBehaviorModel.from_checkpoint(loaded)
         judge = None
         if discriminator is not None:

@@ -30,22 +30,10 @@ from torch import Tensor
 
 from recgym.core.env import RecEnv, RecVectorEnv
 from recgym.core.simulator import Randomness, State, Step
+from recgym.envs.checkpoints import load_env_checkpoint
 from recgym.simulators.recsimu.model import RecSimu
 
 DEFAULT_CHECKPOINT = "recsimu-ml-latest-small.pt"
-
-
-def load_recsimu_checkpoint(checkpoint: str | Path | None) -> dict:
-    """Load a RecSimu checkpoint (tensors and plain types only); None: the shipped one."""
-    if checkpoint is None:
-        from recgym.data import envs_data_path
-
-        checkpoint = envs_data_path() / DEFAULT_CHECKPOINT
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"RecSimu checkpoint {path} not found; fit one with "
-                                f"`recgym fit recsimu --data LOGS --out {path.name}`")
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class RecSimuUsers:
@@ -143,7 +131,8 @@ class RecSimuUsers:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path | None = None, **kwargs) -> RecSimuUsers:
         """Users of a checkpoint written by ``recgym fit recsimu`` (None: the shipped one)."""
-        loaded = load_recsimu_checkpoint(checkpoint)
+        loaded = load_env_checkpoint(checkpoint, DEFAULT_CHECKPOINT, "RecSimu",
+                                     "recgym fit recsimu")
         model = RecSimu.from_checkpoint(loaded)
         if "start_items" not in loaded:
             raise ValueError("this RecSimu checkpoint holds no start states")

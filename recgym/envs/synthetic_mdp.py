@@ -29,7 +29,12 @@ import torch
 from torch import Tensor
 
 from recgym.core.env import RecEnv, RecVectorEnv
-from recgym.core.policy import RandomPolicy, distinct, sample_without_replacement
+from recgym.core.policy import (
+    RandomPolicy,
+    distinct,
+    repeated_positions,
+    sample_without_replacement,
+)
 from recgym.core.simulator import Randomness, State, Step
 
 
@@ -115,8 +120,6 @@ class SyntheticMDP:
             self.world.transition.cumsum(-1).reshape(num_items * num_states, num_states)
             .to(self.device)
         )
-        self._earlier_position = torch.ones(slate_size, slate_size, dtype=torch.bool,
-                                            device=self.device).tril(-1)
 
     @property
     def no_click(self) -> int:
@@ -178,8 +181,7 @@ class SyntheticMDP:
     def click_probabilities(self, state: State, slate: Tensor) -> Tensor:
         """Exact ``P(click slate[j])`` for each position, ``(B, k)`` (reference for tests)."""
         reward = self.world.rewards.to(self.device)[state["state"][:, None], slate]
-        repeated = ((slate[:, :, None] == slate[:, None, :]) & self._earlier_position).any(-1)
-        reward = reward.masked_fill(repeated, 0.0)
+        reward = reward.masked_fill(repeated_positions(slate), 0.0)
         return reward * reward / reward.sum(1, keepdim=True)
 
 
