@@ -144,3 +144,74 @@ def test_policy_runs_in_learned_simulator_envs(env_id, key):
     env.close()
     result = evaluate_policy(sim, policy, n_sessions=4, max_steps=3)
     assert np.isfinite(result.mean_return)
+
+
+def _popularity(counts: list[int]) -> Popularity:
+    """A popularity model whose item c was clicked counts[c] times."""
+    rows = [u for c, n in enumerate(counts) for u in range(n)]
+    cols = [c for c, n in enumerate(counts) for _ in range(n)]
+    train = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                          shape=(max(counts), len(counts)))
+    return Popularity(len(counts)).fit(train, progress=False)
+
+
+def test_policy_ranks_candidate_pool_through_item_ids():
+    # model columns 0..3 are env items 10, 11, 12, 13; column popularity 1 < 4 < 3 < 2
+    policy = _popularity([1, 4, 3, 2]).as_policy(
+        k=2, history_key="clicks", pad_id=-1, item_ids=np.array([10, 11, 12, 13]),
+        candidates_key="candidate_ids")
+    observation = {"clicks": torch.tensor([[-1, 11], [-1, -1]]),
+                   "candidate_ids": torch.tensor([[13, 11, 99, 12], [10, 99, 13, 12]])}
+    slate = policy.act(observation)
+    # user 0 already clicked 11: best unseen are 12 (pos 3) then 13 (pos 0);
+    # user 1: 12 (pos 3) then 13 (pos 2); item 99 is unknown to the model and ranks last
+    assert slate.tolist() == [[3, 0], [3, 2]]
+
+
+def test_policy_item_ids_must_cover_the_model():
+    with pytest.raises(ValueError, match="one env id per model column"):
+        _popularity([1, 2, 3]).as_policy(k=1, item_ids=np.array([5, 6]))
+    with pytest.raises(ValueError, match="distinct"):
+        _popularity([1, 2, 3]).as_policy(k=1, item_ids=np.array([5, 6, 5]))
+
+
+def test_cf_policy_acts_in_gan_user_model_env():
+    from agents.cf.train import load_cf_data
+
+    data = load_cf_data("ml-latest-small")
+    model = Popularity(data.num_items).fit(data.train, progress=False)
+    policy = model.as_policy(k=5, pad_id=-1, item_ids=data.item_ids,
+                             candidates_key="candidate_ids")
+    env = gym.make_vec("GANUserModel-v0", num_envs=4, vectorization_mode="vector_entry_point",
+                       observe_ids=True)
+    obs, _ = env.reset(seed=0)
+    column = {int(item): c for c, item in enumerate(data.item_ids)}
+    popularity = np.asarray(data.train.sum(0)).ravel()
+    slate = policy.act({k: torch.as_tensor(v) for k, v in obs.items()}).numpy()
+    for user in range(4):
+        scores = [popularity[column[int(i)]] if int(i) in column else -1
+                  for i in obs["candidate_ids"][user]]
+        shown = [scores[p] for p in slate[user]]
+        assert len(set(slate[user])) == 5 and shown == sorted(shown, reverse=True)
+        assert min(shown) >= max(np.delete(scores, slate[user]))
+    result = evaluate_policy(env.unwrapped.simulator, policy, n_sessions=8, max_steps=3)
+    env.close()
+    assert np.isfinite(result.mean_return)
+
+
+def test_gan_user_env_ids_match_its_features():
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make("GANUserModel-v0", observe_ids=True)
+    check_env(env.unwrapped, skip_render_check=True)
+    features = env.unwrapped.simulator.features.numpy()
+    obs, _ = env.reset(seed=3)
+    for _ in range(3):
+        history = obs["history"].reshape(len(obs["clicks"]), -1)
+        clicked = obs["clicks"] >= 0
+        assert np.allclose(history[clicked], features[obs["clicks"][clicked]])
+        assert np.allclose(history[~clicked], 0.0)
+        assert np.allclose(obs["candidates"].reshape(len(obs["candidate_ids"]), -1),
+                           features[obs["candidate_ids"]])
+        obs, *_ = env.step(env.action_space.sample())
+    assert set(gym.make("GANUserModel-v0").observation_space.spaces) == {"history", "candidates"}

@@ -141,12 +141,17 @@ class CFModel(nn.Module):
             return values
         return {m: summarize(v) for m, v in values.items()}
 
-    def as_policy(self, k: int = 10, *, history_key: str = "clicks",
-                  pad_id: int | None = None) -> CFPolicy:
-        """This model as a recgym `Policy` recommending ``k`` unseen items from click histories."""
+    def as_policy(self, k: int = 10, *, history_key: str = "clicks", pad_id: int | None = None,
+                  item_ids: Any = None, candidates_key: str | None = None) -> CFPolicy:
+        """This model as a recgym `Policy` recommending ``k`` unseen items from click histories.
+
+        See `agents.cf.policy.CFPolicy` for ``item_ids`` (env id of each model column) and
+        ``candidates_key`` (rank a candidate pool and return positions in it).
+        """
         from agents.cf.policy import CFPolicy
 
-        return CFPolicy(self, k, history_key=history_key, pad_id=pad_id)
+        return CFPolicy(self, k, history_key=history_key, pad_id=pad_id, item_ids=item_ids,
+                        candidates_key=candidates_key)
 
     # ------------------------------------------------------------------ checkpoints
 

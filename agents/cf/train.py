@@ -53,6 +53,7 @@ class CFData:
     valid: tuple[sp.csr_matrix, sp.csr_matrix]
     test: tuple[sp.csr_matrix, sp.csr_matrix]
     summary: str
+    item_ids: np.ndarray | None = None  # dataset item id of each column (for env policies)
 
     @property
     def num_items(self) -> int:
@@ -109,7 +110,7 @@ def load_cf_data(name: str, *, seed: int = LIANG_SEED, heldout: int | float = 0.
     n_held = int(round(heldout * n_users)) if isinstance(heldout, float) else int(heldout)
     split = strong_generalization_split(frame, max(1, n_held), seed=seed)
     return CFData(label, split.train, (split.val_fold_in, split.val_target),
-                  (split.test_fold_in, split.test_target), split.summary())
+                  (split.test_fold_in, split.test_target), split.summary(), split.item_ids)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -117,17 +117,25 @@ class GANUsers:
         )
 
     def observe(self, state: State) -> dict[str, Tensor]:
-        """Features of the last ``m`` clicks (zeros: none) and of the pool, flattened."""
+        """Features of the last ``m`` clicks (zeros: none) and of the pool, flattened; the ids.
+
+        The ids (``clicks``, -1: none, and ``candidate_ids``) are for id-based policies such
+        as a CF model; the env shows them only when built with ``observe_ids=True``.
+        """
         return {"history": self._history_features(state["history"]).flatten(1),
-                "candidates": self.features[state["pool"]].flatten(1)}
+                "candidates": self.features[state["pool"]].flatten(1),
+                "clicks": state["history"], "candidate_ids": state["pool"]}
 
     def observation_spaces(self) -> dict[str, gym.Space]:
         """Single-user spaces of the observation keys."""
         d = self.features.shape[1]
         low = min(float(self.features.min()), 0.0)  # zeros stand for "no click yet"
         high = max(float(self.features.max()), 0.0)
+        last = self.num_items - 1
         return {"history": gym.spaces.Box(low, high, (self.history_length * d,), np.float32),
-                "candidates": gym.spaces.Box(low, high, (self.num_candidates * d,), np.float32)}
+                "candidates": gym.spaces.Box(low, high, (self.num_candidates * d,), np.float32),
+                "clicks": gym.spaces.Box(-1, last, (self.history_length,), np.int64),
+                "candidate_ids": gym.spaces.Box(0, last, (self.num_candidates,), np.int64)}
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path | None = None, **kwargs) -> GANUsers:
@@ -139,6 +147,11 @@ class GANUsers:
             raise ValueError("this GAN user-model checkpoint holds no item features")
         return cls(model, loaded["features"], display_sets=loaded.get("display_sets"),
                    start_histories=loaded.get("start_histories"), **kwargs)
+
+
+def _observation_keys(observe_ids: bool) -> tuple[str, ...]:
+    features = ("history", "candidates")
+    return features + ("clicks", "candidate_ids") if observe_ids else features
 
 
 class GANUserEnv(RecEnv):
@@ -165,7 +178,13 @@ class GANUserEnv(RecEnv):
     | candidates | (K * d,) | float32 | features of this step's candidate pool, row-major |
 
     Both are flattened so SB3's ``MultiInputPolicy`` takes them as they are; reshape to
-    ``(m, d)`` / ``(K, d)`` for per-item models.
+    ``(m, d)`` / ``(K, d)`` for per-item models. With ``observe_ids=True`` two more keys
+    serve id-based policies (e.g. a CF model through `agents.cf.CFPolicy`):
+
+    | key | shape | dtype | meaning |
+    |---|---|---|---|
+    | clicks | (m,) | int64 | item ids of the last m clicks, oldest first (-1: none) |
+    | candidate_ids | (K,) | int64 | item ids of this step's candidate pool |
 
     ## Rewards
 
@@ -178,7 +197,8 @@ class GANUserEnv(RecEnv):
     ## Arguments
 
     ```python
-    gym.make("GANUserModel-v0", checkpoint=None, slate_size=5, device="cpu")
+    gym.make("GANUserModel-v0", checkpoint=None, slate_size=5, observe_ids=False,
+             device="cpu")
     ```
 
     ## Version History
@@ -187,9 +207,10 @@ class GANUserEnv(RecEnv):
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, slate_size: int = 5,
-                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
+                 observe_ids: bool = False, device: torch.device | str = "cpu",
+                 render_mode: str | None = None) -> None:
         users = GANUsers.from_checkpoint(checkpoint, slate_size=slate_size, device=device)
-        super().__init__(users, observation_keys=("history", "candidates"), device=device,
+        super().__init__(users, observation_keys=_observation_keys(observe_ids), device=device,
                          render_mode=render_mode)
 
 
@@ -198,9 +219,9 @@ class GANUserVectorEnv(RecVectorEnv):
 
     def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, *,
                  slate_size: int = 5, max_episode_steps: int | None = 10,
-                 device: torch.device | str = "cpu", compile: bool = False,
-                 render_mode: str | None = None) -> None:
+                 observe_ids: bool = False, device: torch.device | str = "cpu",
+                 compile: bool = False, render_mode: str | None = None) -> None:
         users = GANUsers.from_checkpoint(checkpoint, slate_size=slate_size, device=device)
-        super().__init__(users, num_envs, observation_keys=("history", "candidates"),
+        super().__init__(users, num_envs, observation_keys=_observation_keys(observe_ids),
                          max_episode_steps=max_episode_steps, device=device, compile=compile,
                          render_mode=render_mode)
