@@ -15,6 +15,9 @@ it imports recgym's IRecGAN user model and roll-outs (DESIGN lets agents import 
 
 :class:`UserModelPolicy` is the paper's LSTM baseline: the fitted user model U itself,
 recommending the ``k`` items with the highest click score (eq. 1) under its state.
+:func:`train_irecgan` runs the adversarial stage on copies of a fitted U and a
+pretrained A; the result holds IRecGAN (the agent) and LSTMD (the adversarially updated
+U as a :class:`UserModelPolicy`), so the LSTM and PG baselines it started from survive.
 """
 
 from __future__ import annotations
@@ -324,3 +327,32 @@ class UserModelPolicy:
         query = model.click_projection(_state_after_window(states, count))
         scores = query @ model.item_embedding.weight[: model.config.num_items].T
         return scores.topk(self.slate_size, dim=1).indices.to(observation["clicks"].device)
+
+
+@dataclass
+class IRecGANFit:
+    """Outcome of :func:`train_irecgan`: agent A, the adversarially trained U and D."""
+
+    agent: IRecGANAgent
+    user_model: UserBehaviorModel
+    discriminator: SequenceDiscriminator
+
+    def lstmd(self) -> UserModelPolicy:
+        """The LSTMD baseline: U after adversarial training (eq. 7), ranking by click score."""
+        return UserModelPolicy(self.user_model, self.agent.slate_size)
+
+
+def train_irecgan(sessions: SessionTensors, user_model: UserBehaviorModel,
+                  agent: IRecGANAgent, training: IRecGANTraining | None = None, *,
+                  discriminator: SequenceDiscriminator | None = None,
+                  progress: bool = False) -> IRecGANFit:
+    """Adversarial training (sec. 5) of copies of ``user_model`` and ``agent``.
+
+    ``user_model`` is U fitted by maximum likelihood (the LSTM baseline) and ``agent`` A
+    pretrained by offline REINFORCE (the PG baseline); both are left untouched, so one
+    run yields all four models of the paper's sec. 7.1 comparison. ``discriminator`` (a
+    fresh D by default) is trained in place.
+    """
+    user_copy, agent_copy = copy.deepcopy(user_model).train(), agent.copy()
+    agent_copy.fit(sessions, user_copy, discriminator, training, progress=progress)
+    return IRecGANFit(agent_copy, user_copy.eval(), agent_copy.discriminator)

@@ -6,6 +6,8 @@ before timing. A long run at the largest N records resident memory to show it st
 
     python benchmarks/env_throughput.py --env SyntheticMDP-v0 [--quick]
     python benchmarks/env_throughput.py --env RecSimu-v0 --sizes 1 64 1024
+    python benchmarks/env_throughput.py --env IRecGAN-v0 --sizes 1 64 1024 \
+        --env-kwarg checkpoint=runs/irecgan-512.pt --out benchmarks/results/irecgan_512.md
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ def steps_per_second(envs: gym.vector.VectorEnv, actions: list, seconds: float,
     return steps * envs.num_envs / (time.perf_counter() - started)
 
 
-def measure(env_id: str, num_envs: int, repeats: int, seconds: float) -> dict[str, float]:
+def measure(env_id: str, num_envs: int, repeats: int, seconds: float,
+            kwargs: dict[str, str]) -> dict[str, float]:
     """Median throughput of the three paths at one batch size, and the median ratios."""
-    vector = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    vector = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                          **kwargs)
     fused = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                         compile=True)
-    sync = gym.vector.SyncVectorEnv([lambda: gym.make(env_id)] * num_envs)
+                         compile=True, **kwargs)
+    sync = gym.vector.SyncVectorEnv([lambda: gym.make(env_id, **kwargs)] * num_envs)
     vector.action_space.seed(0)
     actions = [vector.action_space.sample() for _ in range(16)]
     fast, fastest, slow = [], [], []
@@ -65,9 +69,11 @@ def measure(env_id: str, num_envs: int, repeats: int, seconds: float) -> dict[st
             "spread": (max(fast) - min(fast)) / 2 / statistics.median(fast)}
 
 
-def memory_trace(env_id: str, num_envs: int, steps: int) -> list[tuple[int, float]]:
+def memory_trace(env_id: str, num_envs: int, steps: int,
+                 kwargs: dict[str, str]) -> list[tuple[int, float]]:
     """Resident memory every ``steps // 5`` steps of a long vector-env run."""
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                        **kwargs)
     envs.reset(seed=0)
     envs.action_space.seed(1)
     action = envs.action_space.sample()
@@ -85,26 +91,30 @@ def main() -> None:
     parser.add_argument("--env", default="SyntheticMDP-v0", help="registered env id")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024, 4096, 16384])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
+    parser.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
+                        help="constructor argument of the env (a string), repeatable")
     parser.add_argument("--out", help="results file (default benchmarks/results/"
                                       "<env>_throughput.md)")
     args = parser.parse_args()
+    kwargs = dict(pair.split("=", 1) for pair in args.env_kwarg)
     out = Path(args.out or f"benchmarks/results/{args.env.lower().replace('-', '_')}"
                            "_throughput.md")
     repeats, seconds = (2, 0.5) if args.quick else (3, 2.0)
     rows = []
     for num_envs in args.sizes:
-        result = measure(args.env, num_envs, repeats, seconds)
+        result = measure(args.env, num_envs, repeats, seconds, kwargs)
         rows.append((num_envs, result))
         print(f"N={num_envs:>6}: vector {result['vector']:>12,.0f}/s  compiled "
               f"{result['compiled']:>12,.0f}/s  sync {result['sync']:>9,.0f}/s  ratio "
               f"{result['ratio']:>7.1f}x / {result['ratio_compiled']:>7.1f}x", flush=True)
     largest = max(args.sizes)
-    trace = memory_trace(args.env, largest, 2_000 if args.quick else 20_000)
+    trace = memory_trace(args.env, largest, 2_000 if args.quick else 20_000, kwargs)
     print("RSS MiB over the long run:", [f"{mib:.0f}" for _, mib in trace])
 
     cpu = platform.processor() or platform.machine()
     command = (f"python benchmarks/env_throughput.py --env {args.env} --sizes "
-               + " ".join(map(str, args.sizes)) + (" --quick" if args.quick else ""))
+               + " ".join(map(str, args.sizes)) + (" --quick" if args.quick else "")
+               + "".join(f" --env-kwarg {pair}" for pair in args.env_kwarg))
     lines = [
         f"# {args.env} throughput",
         "",

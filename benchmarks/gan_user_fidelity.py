@@ -1,12 +1,20 @@
 """Prec@1 / Prec@2 of the GAN user model and reference click models (Chen et al. 2019, Table 1).
 
-MovieLens page views with the paper's display sets (the rated movie and 39 movies
-released near the time of the rating), users split 50 / 12.5 / 37.5% per seed; item
-features: genre flags and the log click count among training page views (the same for
-every model). Mean and standard deviation over seeds.
+Page views with the paper's display sets: MovieLens (the rated movie and 39 movies
+released near the time of the rating) or a session log (YooChoose / DIGINETICA: the
+clicked item and the 9 items other sessions clicked nearest in time). Users (sessions for
+session logs) split 50 / 12.5 / 37.5% per seed. Item features, the same for every model:
+genre flags (MovieLens; no release year, which leaks how the display sets are built) or
+co-occurrence embeddings of the training clicks (session logs, which have no item
+features), plus the log click count among training page views. GAN-PW and GAN-LSTM are
+fitted with the Shannon entropy (maximum likelihood) and then with the L2 regulariser
+(the mini-max game of eq. 5 started from that entropy solution). Mean and standard
+deviation over seeds.
 
     python benchmarks/gan_user_fidelity.py --data ml-latest-small --seeds 0 1 2
-    python benchmarks/gan_user_fidelity.py --data ml-100k --root ../shared/data --seeds 0 1 2
+    python benchmarks/gan_user_fidelity.py --data ml-100k --root /work/shared/data --seeds 0 1 2
+    python benchmarks/gan_user_fidelity.py --data yoochoose \
+        --root /work/shared/data/yoochoose-clicks-100k --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -14,66 +22,113 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from recgym.data import atomic_write, gan_user_model_split, load_movielens, movielens_to_logs
-from recgym.simulators.gan_user.baselines import BASELINES, baseline_precision
+from recgym.data import atomic_write, gan_user_model_split
+from recgym.simulators.gan_user.baselines import BASELINE_NAMES, BASELINES, baseline_precision
 from recgym.simulators.gan_user.fit import (
     GANUserTraining,
     PageViews,
+    default_features,
     fit_gan_user,
-    item_features,
-    with_popularity,
+    page_view_dataset,
 )
 from recgym.simulators.gan_user.model import GANUserConfig
+
+# Chen et al. (2019), Table 1, Prec@1 / Prec@2 in %: (mean, std) pairs.
+PAPER = {
+    "MovieLens": {"IKNN": ((38.8, 1.9), (40.3, 1.9)), "W&D-LR": ((61.5, 0.7), (73.8, 1.2)),
+                  "GAN-PW": ((66.6, 0.7), (75.4, 1.3)), "GAN-LSTM": ((67.4, 0.5), (76.3, 1.2))},
+    "YooChoose": {"IKNN": ((39.3, 1.5), (69.8, 2.1)), "W&D-LR": ((51.9, 0.8), (75.8, 1.5)),
+                  "GAN-PW": ((52.9, 0.7), (75.7, 1.4)), "GAN-LSTM": ((52.7, 0.3), (75.9, 1.2))},
+}
 
 
 def main() -> None:
     """Run every model on every seed and write the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="ml-latest-small")
-    parser.add_argument("--root")
+    parser.add_argument("--data", default="ml-latest-small",
+                        help="MovieLens name, yoochoose, diginetica, or a log file")
+    parser.add_argument("--root", help="folder holding the dataset")
+    parser.add_argument("--max-sessions", type=int, help="random subset of a session log")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=30, help="entropy (maximum likelihood)")
+    parser.add_argument("--adversarial-epochs", type=int, default=10, help="L2 game")
+    parser.add_argument("--hidden", type=int, default=64, help="reward network width")
     parser.add_argument("--out")
     args = parser.parse_args()
-    movielens = load_movielens(args.data, root=args.root)
+    started = time.time()
     results: dict[str, list[dict[int, float]]] = {}
+    sizes = []
     for seed in args.seeds:
-        logs = movielens_to_logs(movielens, seed=seed).logs
-        split = gan_user_model_split(logs, seed=seed)
+        dataset = page_view_dataset(args.data, root=args.root, seed=seed,
+                                    max_sessions=args.max_sessions)
+        split = gan_user_model_split(dataset.logs, seed=seed)
         train, valid, test = (PageViews.from_logs(part, history=10)
                               for part in (split.train, split.val, split.test))
-        features = torch.from_numpy(with_popularity(item_features(movielens.items), train))
+        sizes.append((len(dataset.logs), len(train), len(valid), len(test),
+                      len(np.unique(dataset.logs["user_id"])), train.display.shape[1]))
+        features = default_features(dataset, train)
         for state in ("pw", "lstm"):
-            config = GANUserConfig(feature_dim=features.shape[1], state=state, hidden=64)
-            fit = fit_gan_user(train, valid, features, config=config, test=test,
-                               training=GANUserTraining(epochs=args.epochs, seed=seed),
-                               progress=False)
+            config = GANUserConfig(feature_dim=features.shape[1], state=state,
+                                   hidden=args.hidden)
+            training = GANUserTraining(epochs=args.epochs, seed=seed, regularizer="l2",
+                                       adversarial_epochs=args.adversarial_epochs)
+            entropy = fit_gan_user(train, valid, features, config=config, test=test,
+                                   training=GANUserTraining(epochs=args.epochs, seed=seed),
+                                   progress=False)
+            l2 = fit_gan_user(train, valid, features, initial=entropy.model, test=test,
+                              training=training, progress=False)
             results.setdefault(f"GAN-{state.upper()} (entropy)", []).append(
-                fit.test_precision)
+                entropy.test_precision)
+            results.setdefault(f"GAN-{state.upper()} (L2, from entropy)", []).append(
+                l2.test_precision)
+            print(f"seed {seed} GAN-{state.upper()}: entropy {entropy.test_precision} after "
+                  f"{sum(h['phase'] == 'entropy' for h in entropy.history)} epochs; L2 "
+                  f"{l2.test_precision}", flush=True)
         for name in BASELINES:
-            results.setdefault(name, []).append(baseline_precision(name, train, test, features,
-                                                                   seed=seed))
-        print(f"seed {seed} done", flush=True)
+            results.setdefault(BASELINE_NAMES[name], []).append(
+                baseline_precision(name, train, test, features, seed=seed))
+        print(f"seed {seed} done ({time.time() - started:.0f} s)", flush=True)
+        write_table(args, results, sizes, started)
+
+
+def write_table(args: argparse.Namespace, results: dict[str, list[dict[int, float]]],
+                sizes: list[tuple], started: float) -> None:
+    """Write (and print) the table of the seeds done so far, with the paper's numbers."""
 
     def cell(values: list[float]) -> str:
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{100 * statistics.fmean(values):.1f} ± {100 * spread:.1f}"
 
+    seeds = args.seeds[:len(sizes)]
+    events, n_train, n_valid, n_test, users, shown = sizes[0]
     lines = [f"# GAN user model fidelity on {args.data}", "",
              f"Command: `python benchmarks/gan_user_fidelity.py {' '.join(sys.argv[1:])}` "
-             f"({date.today().isoformat()}); seeds {args.seeds}; Prec@k in %, mean ± std.", "",
+             f"({date.today().isoformat()}, {(time.time() - started) / 60:.0f} min on a shared "
+             f"2-core CPU); seeds {seeds}; Prec@k in %, mean ± std over seeds.", "",
+             f"Data (seed {seeds[0]}): {events:,} page views of {users:,} users "
+             f"(sessions for session logs), {shown} items per display set; train / valid / "
+             f"test {n_train:,} / {n_valid:,} / {n_test:,} page views. Chance: Prec@1 "
+             f"{100 / shown:.1f}, Prec@2 {200 / shown:.1f}.", "",
              "| model | Prec@1 | Prec@2 |", "|---|---|---|"]
     lines += [f"| {name} | {cell([r[1] for r in runs])} | {cell([r[2] for r in runs])} |"
               for name, runs in results.items()]
+    paper = "YooChoose" if args.data == "yoochoose" else (
+        "MovieLens" if args.data.startswith("ml-") else None)
+    if paper is not None:
+        lines += ["", f"Chen et al. (2019), Table 1, {paper} (their features and data; not "
+                      "directly comparable):", "", "| model | Prec@1 | Prec@2 |", "|---|---|---|"]
+        lines += [f"| {name} | {p1[0]} ± {p1[1]} | {p2[0]} ± {p2[1]} |"
+                  for name, (p1, p2) in PAPER[paper].items()]
     out = Path(args.out or f"benchmarks/results/gan_user_fidelity_{args.data}.md")
     with atomic_write(out) as temporary:
         temporary.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Results (mean +- std over seeds) go to benchmarks/results/recsimu_<data>.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -60,6 +61,12 @@ def _summary(values: list[float]) -> str:
     return f"{mean:.4f} ± {spread:.4f}"
 
 
+def _read_runs(path: str) -> list[dict]:
+    file = Path(path)
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()] \
+        if file.exists() else []
+
+
 def run(args: argparse.Namespace) -> list[str]:
     """All experiments for one dataset; returns the Markdown lines."""
     logs, num_items = load_browsing_logs(args.data, args.root)
@@ -69,72 +76,78 @@ def run(args: argparse.Namespace) -> list[str]:
                                discriminator_pretrain_epochs=args.pretrain_epochs,
                                embedding_epochs=args.embedding_epochs)
     baseline_training = BaselineTraining(epochs=args.epochs + args.pretrain_epochs)
-    feedback: dict[str, dict[str, list[float]]] = {}
-    ranking: dict[str, dict[str, list[float]]] = {}
-    sensitivity: dict[str, dict[str, list[float]]] = {}
+    split = split_last_tuples(make_tuples(sequences, args.state_length))
+    command = "python benchmarks/recsimu_experiments.py " + " ".join(sys.argv[1:])
+    records = _read_runs(args.runs) if args.runs else []
+    seeds = [] if args.report else args.seeds
 
-    def record(table, name, metrics) -> None:
-        for key, value in metrics.items():
-            table.setdefault(name, {}).setdefault(key, []).append(value)
+    def record(table: str, name: str, metrics: dict[str, float]) -> None:
+        entry = {"table": table, "name": name, "seed": seed, "command": command, **metrics}
+        records.append(entry)
+        if args.runs:  # one line per result, so parallel runs of other seeds can share it
+            with open(args.runs, "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
 
-    for seed in args.seeds:
+    def fit(seed: int, vectors, config_changes=None, training_changes=None):
+        config = RecSimuConfig(num_items=num_items, num_feedback=sequences.num_feedback,
+                               **{"state_length": args.state_length, **(config_changes or {})})
+        return fit_recsimu(logs, config=config, item_vectors=vectors, progress=False,
+                           training=replace(training, seed=seed, **(training_changes or {})))
+
+    for seed in seeds:
         started = time.perf_counter()
-        split = split_last_tuples(make_tuples(sequences, args.state_length))
         vectors = train_item_embeddings(sequences.sessions(), num_items,
                                         epochs=args.embedding_epochs, seed=seed)
-        for name in BASELINES:
-            metrics = fit_baseline(name, split, vectors, sequences.num_feedback,
-                                   replace(baseline_training, seed=seed))
-            record(feedback, name, {"f1": metrics.f1, "auc": metrics.auc})
-        full = None
-        for name, (config_changes, training_changes) in VARIANTS.items():
-            config = RecSimuConfig(num_items=num_items, num_feedback=sequences.num_feedback,
-                                   state_length=args.state_length, **config_changes)
-            fit = fit_recsimu(logs, config=config, item_vectors=vectors, progress=False,
-                              training=replace(training, seed=seed, **training_changes))
-            record(feedback, name, {"f1": fit.test.f1, "auc": fit.test.auc})
-            full = fit if name == "RecSimu" else full
-        record(ranking, "RecSimu generator", map_and_ndcg(generator_ranks(full.model,
-                                                                          full.split.test)))
-        record(ranking, "popularity", map_and_ndcg(popularity_ranks(full.split.train,
-                                                                    full.split.test,
-                                                                    num_items)))
-        record(ranking, "GRU4Rec-style", map_and_ndcg(gru4rec_ranks(
-            full.split.train, full.split.test, num_items, epochs=args.epochs, seed=seed)))
+        if not args.sensitivity_only:
+            for name in BASELINES:
+                metrics = fit_baseline(name, split, vectors, sequences.num_feedback,
+                                       replace(baseline_training, seed=seed))
+                record("feedback", name, {"f1": metrics.f1, "auc": metrics.auc})
+            for name, (config_changes, training_changes) in VARIANTS.items():
+                result = fit(seed, vectors, config_changes, training_changes)
+                record("feedback", name, {"f1": result.test.f1, "auc": result.test.auc})
+                if name == "RecSimu":
+                    record("ranking", "RecSimu generator",
+                           map_and_ndcg(generator_ranks(result.model, split.test)))
+            record("ranking", "popularity",
+                   map_and_ndcg(popularity_ranks(split.train, split.test, num_items)))
+            record("ranking", "GRU4Rec-style", map_and_ndcg(gru4rec_ranks(
+                split.train, split.test, num_items, epochs=args.epochs, seed=seed)))
         for state_length in args.sensitivity_n:
-            config = RecSimuConfig(num_items=num_items, num_feedback=sequences.num_feedback,
-                                   state_length=state_length)
-            fit = fit_recsimu(logs, config=config, item_vectors=vectors, progress=False,
-                              training=replace(training, seed=seed))
-            record(sensitivity, f"N = {state_length}", {"f1": fit.test.f1, "auc": fit.test.auc})
+            result = fit(seed, vectors, {"state_length": state_length})
+            record("sensitivity", f"N = {state_length}",
+                   {"f1": result.test.f1, "auc": result.test.auc})
         for lam in args.sensitivity_lambda:
-            config = RecSimuConfig(num_items=num_items, num_feedback=sequences.num_feedback,
-                                   state_length=args.state_length)
-            fit = fit_recsimu(logs, config=config, item_vectors=vectors, progress=False,
-                              training=replace(training, seed=seed, lam=lam))
-            record(sensitivity, f"lambda = {lam}", {"f1": fit.test.f1, "auc": fit.test.auc})
+            result = fit(seed, vectors, training_changes={"lam": lam})
+            record("sensitivity", f"lambda = {lam}", {"f1": result.test.f1, "auc": result.test.auc})
         print(f"seed {seed} done in {time.perf_counter() - started:.0f} s", flush=True)
 
-    command = "python benchmarks/recsimu_experiments.py " + " ".join(sys.argv[1:])
-    lines = [f"# RecSimu on {args.data}", "",
-             f"Command: `{command}` ({date.today().isoformat()}; {os.cpu_count()} cores, "
-             f"{platform.machine()}, torch {torch.__version__}).", "",
+    tables: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for entry in records:
+        metrics = {k: v for k, v in entry.items() if k not in ("table", "name", "seed", "command")}
+        for key, value in metrics.items():
+            tables.setdefault(entry["table"], {}).setdefault(entry["name"], {}).setdefault(
+                key, []).append(value)
+    commands = sorted({entry["command"] for entry in records})
+    lines = [f"# RecSimu on {args.data}", "", "Commands:", "", "```", *commands, "```", "",
+             f"({date.today().isoformat()}; {os.cpu_count()} cores, {platform.machine()}, torch "
+             f"{torch.__version__}.) Seeds: {sorted({entry['seed'] for entry in records})}.", "",
              f"{len(split.train):,} training, {len(split.valid):,} validation and "
              f"{len(split.test):,} test tuples (test: each session's last tuple), N = "
-             f"{args.state_length}, K = {sequences.num_feedback}; mean ± std over seeds "
-             f"{args.seeds}.", "",
-             "## Feedback prediction (Figures 6 and 7)", "",
-             "| model | F1 | AUC |", "|---|---|---|"]
-    lines += [f"| {name} | {_summary(m['f1'])} | {_summary(m['auc'])} |"
-              for name, m in feedback.items()]
-    lines += ["", "## Generator against the logs (Table 1)", "",
-              "| recommender | MAP | NDCG@40 |", "|---|---|---|"]
-    lines += [f"| {name} | {_summary(m['map'])} | {_summary(m['ndcg@40'])} |"
-              for name, m in ranking.items()]
-    if sensitivity:
-        lines += ["", "## Sensitivity (Figure 8)", "", "| setting | F1 | AUC |", "|---|---|---|"]
-        lines += [f"| {name} | {_summary(m['f1'])} | {_summary(m['auc'])} |"
-                  for name, m in sensitivity.items()]
+             f"{args.state_length}, K = {sequences.num_feedback}; mean ± std over seeds.", ""]
+    headings = {"feedback": ("Feedback prediction (Figures 6 and 7)", "model", ("f1", "auc")),
+                "ranking": ("Generator against the logs (Table 1)", "recommender",
+                            ("map", "ndcg@40")),
+                "sensitivity": ("Sensitivity (Figure 8)", "setting", ("f1", "auc"))}
+    for table, (heading, row, keys) in headings.items():
+        if table not in tables:
+            continue
+        names = {"f1": "F1", "auc": "AUC", "map": "MAP", "ndcg@40": "NDCG@40"}
+        lines += [f"## {heading}", "", f"| {row} | seeds | "
+                  + " | ".join(names[k] for k in keys) + " |", "|---" * (len(keys) + 2) + "|"]
+        lines += [f"| {name} | {len(m[keys[0]])} | " + " | ".join(_summary(m[k]) for k in keys)
+                  + " |" for name, m in tables[table].items()]
+        lines.append("")
     return lines
 
 
@@ -150,6 +163,12 @@ def main() -> None:
     parser.add_argument("--embedding-epochs", type=int, default=5)
     parser.add_argument("--sensitivity-n", type=int, nargs="*", default=[])
     parser.add_argument("--sensitivity-lambda", type=float, nargs="*", default=[])
+    parser.add_argument("--sensitivity-only", action="store_true",
+                        help="skip the baselines, variants and ranking (Figure 8 only)")
+    parser.add_argument("--runs", help="JSON-lines file the results are appended to; the "
+                        "table then covers every run in it (e.g. seeds run in parallel)")
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: write the table of the runs in --runs")
     parser.add_argument("--out", help="results file")
     args = parser.parse_args()
     lines = run(args)

@@ -13,6 +13,7 @@ from recgym.data import LogDataset, atomic_write
 from recgym.data.cli import add_data_commands
 from recgym.evaluation import PolicyEvaluation, collect_logs, evaluate_policy
 from recgym.evaluation.ope_cli import add_ope_commands
+from recgym.integrations.minari import add_export_commands
 from recgym.policies import REFERENCE_POLICIES, make_policy, parse_env_args, simulator_for_env
 
 
@@ -153,12 +154,19 @@ def cmd_fit_recsimu(args: argparse.Namespace) -> None:
 
 
 def cmd_fit_irecgan_user(args: argparse.Namespace) -> None:
-    """Fit IRecGAN's user model U by maximum likelihood (eq. 3) on a log file."""
-    from recgym.data import load_logs
+    """Fit IRecGAN's user model U by maximum likelihood (eq. 3) on a log or DIGINETICA."""
+    from recgym.data import load_diginetica, load_logs
     from recgym.simulators.irecgan.fit import UserModelTraining, fit_user_model
     from recgym.simulators.irecgan.model import UserModelConfig
+    from recgym.simulators.irecgan.sessions_data import diginetica_logs
 
-    logs = load_logs(args.data)
+    if args.data == "diginetica":
+        if args.root is None:
+            raise SystemExit("--data diginetica needs --root FOLDER holding the DIGINETICA files")
+        logs = diginetica_logs(load_diginetica(args.root), num_items=args.num_items,
+                               list_size=args.list_size)
+    else:
+        logs = load_logs(args.data)
     config = UserModelConfig(num_items=logs.num_items, embedding_dim=args.embedding_dim,
                              hidden_size=args.hidden_size, num_layers=args.num_layers,
                              cell=args.cell)
@@ -233,48 +241,63 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
 
 
 def cmd_fit_gan_user(args: argparse.Namespace) -> None:
-    """Fit the GAN user model (Shannon entropy: maximum likelihood) with the paper's split."""
+    """Fit the GAN user model (entropy or L2) with the paper's split; print a fidelity table."""
     import numpy as np
     import torch
 
-    from recgym.data import gan_user_model_split, load_logs, load_movielens, movielens_to_logs
+    from recgym.data import gan_user_model_split
+    from recgym.simulators.gan_user.baselines import (
+        BASELINE_NAMES,
+        BASELINES,
+        baseline_precision,
+    )
     from recgym.simulators.gan_user.fit import (
         GANUserTraining,
         PageViews,
+        default_features,
         env_checkpoint,
         fit_gan_user,
-        item_features,
-        with_popularity,
+        page_view_dataset,
     )
     from recgym.simulators.gan_user.model import GANUserConfig
 
-    if Path(args.data).is_file():
-        dataset = load_logs(args.data)
-        if dataset.items is None:
-            raise SystemExit(f"{args.data} has no item table: the user model needs item "
-                             "features (save the log with LogDataset(logs, items=...))")
-    else:
-        movielens = load_movielens(args.data, root=args.root)
-        dataset = movielens_to_logs(movielens, seed=args.seed)
+    try:
+        dataset = page_view_dataset(args.data, root=args.root, seed=args.seed,
+                                    max_sessions=args.max_sessions)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
     split = gan_user_model_split(dataset.logs, seed=args.seed)
     views = {name: PageViews.from_logs(part, history=args.history)
              for name, part in (("train", split.train), ("valid", split.val),
                                 ("test", split.test))}
-    features = item_features(dataset.items, with_year=args.with_year)
-    if not args.no_popularity:
-        features = with_popularity(features, views["train"])
-    features = torch.from_numpy(features)
+    features = default_features(dataset, views["train"], with_year=args.with_year,
+                                popularity=not args.no_popularity)
     config = GANUserConfig(feature_dim=features.shape[1], history=args.history,
                            state=args.state, hidden=args.hidden)
+    training = GANUserTraining(epochs=args.epochs, seed=args.seed, regularizer=args.regularizer,
+                               adversarial_epochs=args.adversarial_epochs)
+    progress_file = Path(args.out).with_suffix(".fit.pt")
     fit = fit_gan_user(views["train"], views["valid"], features, config=config,
-                       training=GANUserTraining(epochs=args.epochs, seed=args.seed),
-                       test=views["test"])
+                       training=training, test=views["test"], checkpoint=progress_file,
+                       resume=args.resume)
     with atomic_write(args.out) as temporary:
         torch.save(env_checkpoint(fit, features, views["test"], seed=args.seed), temporary)
-    print(f"fitted GAN-{args.state.upper()} on {len(views['train']):,} page views "
-          f"({len(np.unique(views['train'].user)):,} users); test Prec@1 "
-          f"{fit.test_precision[1]:.4f}, Prec@2 {fit.test_precision[2]:.4f}; checkpoint: "
-          f"{args.out}")
+    name = f"GAN-{args.state.upper()} ({args.regularizer})"
+    rows = [(name, fit.test_precision)]
+    rows += [(BASELINE_NAMES[baseline], baseline_precision(baseline, views["train"],
+                                                           views["test"], features,
+                                                           seed=args.seed))
+             for baseline in BASELINES]
+    shown = views["train"].display.shape[1]
+    print(f"fitted {name} on {len(views['train']):,} page views "
+          f"({len(np.unique(views['train'].user)):,} users); checkpoint: {args.out} "
+          f"(training progress: {progress_file})")
+    print(f"fidelity on {len(views['test']):,} test page views ({shown} items shown; chance "
+          f"Prec@1 {1 / shown:.3f}, Prec@2 {2 / shown:.3f}):")
+    width = max(len(row[0]) for row in rows)
+    print(f"  {'model':<{width}}  Prec@1  Prec@2")
+    for label, precision in rows:
+        print(f"  {label:<{width}}  {precision[1]:.4f}  {precision[2]:.4f}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,7 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     user = simulators.add_parser("irecgan-user",
                                  help="IRecGAN's user model U (Bai et al. 2019), eq. 3")
-    user.add_argument("--data", required=True, help="log file (Parquet / CSV, log schema)")
+    user.add_argument("--data", required=True,
+                      help="log file (Parquet / CSV, log schema) or diginetica")
+    user.add_argument("--root", help="folder holding the DIGINETICA files (--data diginetica)")
+    user.add_argument("--num-items", type=int, default=2000,
+                      help="DIGINETICA: keep the most viewed items")
+    user.add_argument("--list-size", type=int, default=10,
+                      help="DIGINETICA: items per list (the clicked one and others shown then)")
     user.add_argument("--out", default="irecgan-user.pt", help="checkpoint file")
     user.add_argument("--resume", action="store_true", help="continue from --out")
     user.add_argument("--embedding-dim", type=int, default=50)
@@ -371,17 +400,24 @@ def build_parser() -> argparse.ArgumentParser:
     irecgan.add_argument("--seed", type=int, default=0)
     irecgan.set_defaults(func=cmd_fit_irecgan)
 
-    gan = simulators.add_parser("gan-user", help="GAN user model (Chen et al. 2019), "
-                                                 "Shannon entropy (maximum likelihood)")
+    gan = simulators.add_parser("gan-user", help="GAN user model (Chen et al. 2019): Shannon "
+                                                 "entropy (maximum likelihood) or L2 mini-max")
     gan.add_argument("--data", required=True,
-                     help="MovieLens name (ml-latest-small, ml-100k, ...) or a log file with an "
-                          "item table")
+                     help="MovieLens name (ml-latest-small, ml-100k, ...), a session log "
+                          "(yoochoose, diginetica; needs --root) or a log file with an item table")
     gan.add_argument("--root", help="folder holding the dataset's files")
+    gan.add_argument("--max-sessions", type=int, help="random subset of a session log's sessions")
     gan.add_argument("--out", default="gan-user.pt", help="checkpoint file")
     gan.add_argument("--state", choices=("pw", "lstm"), default="pw")
+    gan.add_argument("--regularizer", choices=("entropy", "l2"), default="entropy",
+                     help="R(phi): entropy (maximum likelihood) or l2 (the mini-max game of "
+                          "eq. 5, started from the entropy solution)")
     gan.add_argument("--history", type=int, default=10, help="m, clicks in the state")
     gan.add_argument("--hidden", type=int, default=256, help="reward network width")
-    gan.add_argument("--epochs", type=int, default=20)
+    gan.add_argument("--epochs", type=int, default=20, help="entropy (maximum-likelihood) epochs")
+    gan.add_argument("--adversarial-epochs", type=int, default=10, help="L2 game epochs")
+    gan.add_argument("--resume", action="store_true",
+                     help="continue from the training progress saved beside --out (.fit.pt)")
     gan.add_argument("--no-popularity", action="store_true",
                      help="leave out the items' log click count among training page views")
     gan.add_argument("--with-year", action="store_true",
@@ -392,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_commands(commands)
     add_ope_commands(commands)
+    add_export_commands(commands)
     from agents.cf.cli import add_train_commands  # only the CLI reaches agents
 
     add_train_commands(commands)

@@ -54,3 +54,19 @@ def test_generate_logs_then_evaluate(tmp_path, capsys):
 def test_bad_arguments_are_explained(argv, message):
     with pytest.raises(SystemExit, match=message):
         main(argv)
+
+
+def test_fit_irecgan_user_on_diginetica_makes_an_env(shared_data, tmp_path, capsys):
+    import gymnasium as gym
+
+    out = tmp_path / "u.pt"
+    main(["fit", "irecgan-user", "--data", "diginetica", "--root",
+          str(shared_data / "diginetica-cikm2016"), "--num-items", "300", "--hidden-size", "16",
+          "--embedding-dim", "8", "--num-layers", "1", "--epochs", "1", "--out", str(out)])
+    assert "fitted U on diginetica" in capsys.readouterr().out
+    env = gym.make("IRecGAN-v0", checkpoint=out)
+    assert env.action_space.nvec.max() == 300
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    with pytest.raises(SystemExit, match="--root"):
+        main(["fit", "irecgan-user", "--data", "diginetica", "--out", str(out)])

@@ -10,6 +10,9 @@ Datasets (all binarised and split under strong generalisation, RaCT appendix A):
   split the same way (the models are built for held-out users, not held-out items).
 
 By default 10% of the users are validation users and 10% test users (ML-20M: 10K).
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) Mult-VAE / Mult-DAE train data-parallel (see
+:mod:`recgym.integrations.distributed`); rank 0 alone writes the checkpoint, plot and record.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from recgym.data.cf import (
     load_ml1m_implicit,
     strong_generalization_split,
 )
+from recgym.integrations.distributed import init_data_parallel
 
 MODEL_NAMES: dict[str, type[CFModel]] = {
     "mult-vae": MultVAE, "mult-dae": MultDAE, "ract": RaCT, "cf-sfl": CFSFL, "ease": EASE,
@@ -178,6 +182,14 @@ def run(kind: str, data: CFData, *, seed: int = 0, out_dir: str | os.PathLike | 
     """
     torch.manual_seed(seed)  # only for third-party code that might read the global state
     model = build_model(kind, data.num_items, seed=seed, **(overrides or {}))
+    parallel = init_data_parallel()
+    if parallel is not None:
+        if type(model) not in (MultVAE, MultDAE):  # RaCT subclasses them; its critic is not sharded
+            raise ValueError(f"data-parallel training (torchrun) supports mult-vae and "
+                             f"mult-dae, not {kind}: run {kind} in one process")
+        model.data_parallel = parallel
+        progress = progress and parallel.is_main
+    writes = out_dir is not None and (parallel is None or parallel.is_main)
     stem = f"{kind}-{data.name}-seed{seed}"
     ckpt = Path(out_dir) / f"{stem}.pt" if out_dir is not None else None
     if ckpt is not None and resume and ckpt.is_file() and not isinstance(model, TrainableCF):
@@ -190,7 +202,7 @@ def run(kind: str, data: CFData, *, seed: int = 0, out_dir: str | os.PathLike | 
     metrics = model.evaluate(*data.test)
     eval_seconds = time.perf_counter() - eval_start
     history = getattr(model, "history", [])
-    if out_dir is not None and history:
+    if writes and history:
         plot_history(history, Path(out_dir) / f"{stem}.png", f"{kind} on {data.name}, seed {seed}")
     record = {
         "dataset": data.name, "model": kind, "seed": seed,
@@ -200,7 +212,7 @@ def run(kind: str, data: CFData, *, seed: int = 0, out_dir: str | os.PathLike | 
         "train_seconds": seconds, "eval_seconds": eval_seconds,
         "history": history,
     }
-    if out_dir is not None:
+    if writes:
         path = Path(out_dir) / f"{stem}.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=1, default=_json_default))

@@ -16,11 +16,18 @@ Open details and the readings taken here: weights are Xavier-uniform and biases 
 as in Liang's code; Mult-DAE uses the same 600-200 layers as the VAE (Liang's notebook used a
 single 200 layer), with tanh on its code layer; the L2 term is ``l2_reg * sum ||W||^2`` on
 weight matrices only, added to the per-user mean loss.
+
+Data-parallel training (``torchrun``, see :mod:`recgym.integrations.distributed`) is on when
+``data_parallel`` is set: each rank runs the network on its shard of every global batch, the
+dropout mask and latent noise being drawn for the whole batch so that results match one
+process; gradients are all-reduced and only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import scipy.sparse as sp
 import torch
@@ -28,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.cf.base import Stage, TrainableCF, csr_to_dense, l2_penalty
+from recgym.integrations.distributed import DataParallel, local_rows, shard_share
 
 
 def _init_linear(layer: nn.Linear, generator: torch.Generator) -> nn.Linear:
@@ -63,9 +71,13 @@ class AutoEncoder(nn.Module):
                                      for a, b in zip(dec[:-1], dec[1:], strict=True))
         self.latent_dim = latent_dim
 
-    def forward(self, inp: Tensor, *, sample: bool, generator: torch.Generator | None = None
-                ) -> tuple[Tensor, Tensor, Tensor]:
-        """Logits ``(B, M)``, and the posterior mean / log-variance (zeros for a DAE)."""
+    def forward(self, inp: Tensor, *, sample: bool, generator: torch.Generator | None = None,
+                noise: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Logits ``(B, M)``, and the posterior mean / log-variance (zeros for a DAE).
+
+        ``noise`` is the standard normal ``(B, latent_dim)`` to sample with (drawn from
+        ``generator`` when None).
+        """
         h = inp
         for layer in self.encoder:
             h = torch.tanh(layer(h))
@@ -74,7 +86,8 @@ class AutoEncoder(nn.Module):
             mu, logvar = out[:, :self.latent_dim], out[:, self.latent_dim:]
             z = mu
             if sample:
-                eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+                eps = noise if noise is not None else torch.randn(
+                    mu.shape, generator=generator, device=mu.device)
                 z = mu + torch.exp(0.5 * logvar) * eps
         else:
             mu = logvar = torch.zeros(out.shape[0], 0, device=out.device)
@@ -142,6 +155,7 @@ class MultVAE(TrainableCF):
     """
 
     config_class = MultVAEConfig
+    data_parallel: DataParallel | None = None  # set for data-parallel training (torchrun)
 
     def __init__(self, num_items: int, hidden_dims: tuple[int, ...] = (600,),
                  latent_dim: int = 200, dropout: float = 0.5, beta_max: float = 0.2,
@@ -172,11 +186,22 @@ class MultVAE(TrainableCF):
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"actor": torch.optim.Adam(self.net.parameters(), lr=self.config.lr)}
 
-    def elbo_loss(self, x: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:
-        """Mean negative beta-ELBO (eq. 4) of a batch, with its NLL and KL parts."""
+    def elbo_loss(self, x: Tensor, beta: float, rows: slice | None = None
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean negative beta-ELBO (eq. 4) of a batch, with its NLL and KL parts.
+
+        With ``rows`` (data-parallel training) the loss is the mean over ``x[rows]``; the
+        dropout mask and latent noise are still drawn for all of ``x``, as one process would.
+        """
         _, inp = corrupt(x, self.config.dropout, self.generator)
+        noise = None
+        if rows is not None:
+            if self.config.variational:
+                noise = torch.randn(x.shape[0], self.net.latent_dim,
+                                    generator=self.generator)[rows]
+            x, inp = x[rows], inp[rows]
         logits, mu, logvar = self.net(inp, sample=self.config.variational,
-                                      generator=self.generator)
+                                      generator=self.generator, noise=noise)
         nll = multinomial_nll(logits, x).mean()
         kl = kl_divergence(mu, logvar).mean() if self.config.variational else torch.zeros(())
         loss = nll + beta * kl
@@ -189,23 +214,38 @@ class MultVAE(TrainableCF):
         totals = {"loss": 0.0, "nll": 0.0, "kl": 0.0}
         batches = self._user_batches(train.shape[0])
         beta = 0.0
+        parallel = self.data_parallel
         for idx in batches:
             x = csr_to_dense(train[idx.numpy()])
             beta = self.beta(train.shape[0])
-            loss, nll, kl = self.elbo_loss(x, beta)
+            rows = local_rows(parallel, len(idx))
+            if parallel is None:  # subclasses (CF-SFL) override elbo_loss without rows
+                loss, nll, kl = self.elbo_loss(x, beta)
+            else:
+                loss, nll, kl = self.elbo_loss(x, beta, rows=rows)
             opt.zero_grad()
             loss.backward()
+            if parallel is not None:
+                parallel.sync_gradients(self.net.parameters(), rows, len(idx))
             opt.step()
             self.updates += 1
-            totals["loss"] += loss.item()
-            totals["nll"] += nll.item()
-            totals["kl"] += kl.item()
+            totals["loss"] += shard_share(loss.item(), rows, len(idx))
+            totals["nll"] += shard_share(nll.item(), rows, len(idx))
+            totals["kl"] += shard_share(kl.item(), rows, len(idx))
+        if parallel is not None:
+            totals = parallel.sum(totals)
         out = {k: v / len(batches) for k, v in totals.items()}
         out["beta"] = beta
         return out
 
     def _stages(self) -> list[Stage]:
         return [Stage("mle", self.config.epochs, self._mle_epoch)]
+
+    def save(self, path: str | os.PathLike, *, with_training_state: bool = True) -> Path:
+        """Write the checkpoint (only on rank 0 of a data-parallel run; others skip)."""
+        if self.data_parallel is not None and not self.data_parallel.is_main:
+            return Path(path)
+        return super().save(path, with_training_state=with_training_state)
 
 
 class MultDAE(MultVAE):

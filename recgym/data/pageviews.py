@@ -14,6 +14,11 @@ the page ("display set") the way the papers it implements did:
 * Session logs (YooChoose, DIGINETICA): `display_sets_by_time_window` draws the other
   items from those active (viewed or bought by anyone) within ``window`` seconds of the
   event, in proportion to that activity, widening the window when too few are active.
+* Session logs, GAN user model paper's reading (sec. 6: for Last.fm "each display set is
+  simulated by collecting 9 songs with the nearest time-stamp"; its YooChoose recipe is in
+  an appendix we do not have): `display_sets_by_nearest_time` fills the set with the
+  distinct items that other sessions clicked closest in time to the event.
+  `session_page_views` turns a `SessionData` into such page views.
 * Feedback classes as RecSimu (Zhao et al., AAAI 2020) used them: a rating >= 4 is
   positive (1), else negative (0); in sessions 0 skip / view, 1 click, 2 purchase.
 """
@@ -29,6 +34,7 @@ from recgym.data.schema import LogDataset
 
 if TYPE_CHECKING:
     from recgym.data.movielens import MovieLens
+    from recgym.data.sessions import SessionData
 
 FEEDBACK_SKIP = 0
 FEEDBACK_CLICK = 1
@@ -277,6 +283,86 @@ def display_sets_by_time_window(
     return _finish_slates(out, clicked, rng)
 
 
+def display_sets_by_nearest_time(
+    clicked: np.ndarray,
+    times: np.ndarray,
+    sessions: np.ndarray,
+    *,
+    size: int = 10,
+    seed: int = 0,
+    event_items: np.ndarray | None = None,
+    event_times: np.ndarray | None = None,
+    event_sessions: np.ndarray | None = None,
+) -> np.ndarray:
+    """Display sets for session data: the clicked item and those clicked nearest in time.
+
+    The other ``size - 1`` items are the distinct items of the activity log's events
+    closest in time to each event (either side), leaving out events of the same session
+    (the user's own clicks) and the clicked item itself.
+
+    Args:
+        clicked: item id of each event, shape (n,).
+        times: time of each event in seconds, shape (n,).
+        sessions: session of each event, shape (n,).
+        size: items per display set, the clicked one included (10 = 1 + 9, as in the paper).
+        seed: seed of the shuffle that places the clicked item.
+        event_items: items of the activity log (default: `clicked`).
+        event_times: times of the activity log (default: `times`).
+        event_sessions: sessions of the activity log (default: `sessions`).
+
+    Returns:
+        int64 array (n, size): the clicked item once, in a random position, and
+        ``size - 1`` distinct other items.
+    """
+    clicked = np.asarray(clicked, dtype=np.int64)
+    times = np.asarray(times, dtype=np.float64)
+    sessions = np.asarray(sessions)
+    ev_items = clicked if event_items is None else np.asarray(event_items, dtype=np.int64)
+    ev_times = times if event_times is None else np.asarray(event_times, dtype=np.float64)
+    ev_sessions = sessions if event_sessions is None else np.asarray(event_sessions)
+    if len(np.unique(ev_items)) < size:
+        raise ValueError(f"the activity log has {len(np.unique(ev_items))} distinct items; "
+                         f"need >= {size} for display sets of that size")
+    order = np.argsort(ev_times, kind="stable")
+    et, ei, es = ev_times[order], ev_items[order], ev_sessions[order]
+    need = size - 1
+    out = np.full((len(clicked), need), -1, dtype=np.int64)
+    todo = np.arange(len(clicked))
+    reach = 4 * size
+    while len(todo):
+        reach = min(reach, len(et))
+        offsets = np.arange(-reach, reach)
+        for lo_row in range(0, len(todo), _CHUNK_ROWS):
+            r = todo[lo_row:lo_row + _CHUNK_ROWS]
+            position = np.searchsorted(et, times[r])[:, None] + offsets
+            inside = (position >= 0) & (position < len(et))
+            position = position.clip(0, len(et) - 1)
+            cand = ei[position]
+            gap = np.where(inside & (es[position] != sessions[r, None])
+                           & (cand != clicked[r, None]), np.abs(et[position] - times[r, None]),
+                           np.inf)
+            by_gap = np.argsort(gap, axis=1, kind="stable")
+            cand = np.take_along_axis(cand, by_gap, axis=1)
+            valid = np.isfinite(np.take_along_axis(gap, by_gap, axis=1))
+            # keep each item's nearest occurrence only
+            srt = np.argsort(cand, axis=1, kind="stable")
+            sc = np.take_along_axis(cand, srt, axis=1)
+            first_sorted = np.ones_like(sc, dtype=bool)
+            first_sorted[:, 1:] = sc[:, 1:] != sc[:, :-1]
+            first = np.empty_like(first_sorted)
+            np.put_along_axis(first, srt, first_sorted, axis=1)
+            valid &= first
+            enough = valid.sum(axis=1) >= need
+            take = valid[enough] & (np.cumsum(valid[enough], axis=1) <= need)
+            out[r[enough]] = cand[enough][take].reshape(-1, need)
+        todo = todo[out[todo, 0] < 0]
+        if len(todo) and reach >= len(et):
+            raise ValueError(f"{len(todo)} events have fewer than {need} other items clicked "
+                             "by other sessions; use smaller display sets")
+        reach *= 4
+    return _finish_slates(out, clicked, np.random.default_rng(seed))
+
+
 def ratings_to_logs(
     interactions: pd.DataFrame,
     release_year: np.ndarray,
@@ -338,18 +424,26 @@ def events_to_logs(
     size: int = 10,
     window: float = 3600.0,
     seed: int = 0,
+    display: str = "window",
 ) -> LogDataset:
-    """Page views from session events (one clicked item per step), with time-window displays.
+    """Page views from session events (one clicked item per step), with time-based displays.
 
     `events` has ``session_id``, ``step``, ``item_id``, ``timestamp`` and optionally
     ``feedback`` / ``reward`` / ``user_id`` and extra columns (kept). Each event becomes a
-    page view whose slate is built by `display_sets_by_time_window` and whose click is
-    the event's item.
+    page view whose click is the event's item and whose slate is built by
+    `display_sets_by_time_window` (``display="window"``) or `display_sets_by_nearest_time`
+    (``"nearest"``, which ignores ``window``).
     """
     time_col = "time" if "time" in events.columns else "timestamp"
     item = events["item_id"].to_numpy(np.int64)
-    slates = display_sets_by_time_window(item, events[time_col].to_numpy(np.float64),
-                                         size=size, window=window, seed=seed)
+    times = events[time_col].to_numpy(np.float64)
+    if display == "window":
+        slates = display_sets_by_time_window(item, times, size=size, window=window, seed=seed)
+    elif display == "nearest":
+        slates = display_sets_by_nearest_time(item, times, events["session_id"].to_numpy(),
+                                              size=size, seed=seed)
+    else:
+        raise ValueError(f"display must be 'window' or 'nearest', got {display!r}")
     logs = events.drop(columns=["item_id"]).copy()
     logs["slate"] = list(slates)
     logs["click"] = item
@@ -358,6 +452,31 @@ def events_to_logs(
     cols = [c for c in front if c in logs.columns]
     logs = logs[cols + [c for c in logs.columns if c not in cols]]
     return LogDataset(logs, items=items, num_items=num_items)
+
+
+def session_page_views(
+    data: SessionData,
+    *,
+    size: int = 10,
+    display: str = "nearest",
+    window: float = 3600.0,
+    max_sessions: int | None = None,
+    seed: int = 0,
+) -> LogDataset:
+    """Page views of a session log for the GAN user model: one per event, sessions as users.
+
+    Session logs are anonymous, so ``user_id`` is the session (the paper's user split
+    becomes a session split). With ``max_sessions`` a seeded random subset of sessions
+    is kept first, and display sets are built from that subset's activity.
+    """
+    events = data.events
+    if max_sessions is not None and max_sessions < events["session_id"].nunique():
+        chosen = np.random.default_rng(seed).choice(events["session_id"].unique(),
+                                                    size=max_sessions, replace=False)
+        events = events[events["session_id"].isin(chosen)].reset_index(drop=True)
+    events = events.assign(user_id=events["session_id"].to_numpy())
+    return events_to_logs(events, num_items=data.num_items, items=data.items, size=size,
+                          window=window, seed=seed, display=display)
 
 
 def movielens_to_logs(

@@ -2,8 +2,10 @@
 
 Each step the user is offered a candidate pool (a logged display set, or items drawn from
 the catalogue); the agent shows ``k`` of them; the user clicks one or none with the
-learned choice distribution ``softmax(eta r(s, a))`` over the shown items and the
-no-click option (eq. 3: the Gumbel-max choice, sampled here by inverse CDF); the reward
+learned choice distribution over the shown items and the no-click option (the user's
+best response of eq. 2: ``softmax(eta r(s, a))`` for a model fitted with the Shannon
+entropy, as eq. 3's Gumbel-max choice; the projection of ``eta r / 2`` onto the simplex
+for the L2 regulariser), sampled by inverse CDF; the reward
 is the learned reward of the choice; the state advances with the clicked item.
 
 A position repeated in a slate is shown once. Sessions never end by themselves; the
@@ -101,7 +103,7 @@ class GANUsers:
         repeated = repeated_positions(slate)
         model_state = self.model.state(self._history_features(history))
         logits = self.model.choice_logits(model_state, self.features[shown], shown=~repeated)
-        cumulative = torch.softmax(logits, dim=1).cumsum(1)
+        cumulative = self.model.best_response(logits).cumsum(1)
         choice = (cumulative[:, :-1] <= rng.uniform(1)).sum(1)
         rewards = logits / self.model.config.eta
         reward = rewards.gather(1, choice[:, None])[:, 0]

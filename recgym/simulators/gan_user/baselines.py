@@ -1,7 +1,8 @@
 """Reference click models for the GAN user model's fidelity table (Chen et al. 2019, Table 1).
 
 Each ranks the displayed items of a page view; Prec@k counts page views whose clicked
-item is among the top k, as for the user model itself.
+item is among the top k, as for the user model itself (ties broken at random, in
+expectation: `recgym.simulators.gan_user.fit.ranked_precision`).
 
 * ``popularity``: how often the item was clicked in training.
 * ``iknn``: item-KNN on co-occurrence: cosine similarity of items' training click
@@ -19,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recgym.simulators.gan_user.fit import PageViews, _features_of
+from recgym.simulators.gan_user.fit import PageViews, _features_of, ranked_precision
 
 BASELINES = ("popularity", "iknn", "lr")
+BASELINE_NAMES = {"popularity": "popularity", "iknn": "IKNN",
+                  "lr": "LR click model (W&D without the deep part)"}
 
 
 def _clicked(views: PageViews) -> tuple[np.ndarray, np.ndarray]:
@@ -34,9 +37,7 @@ def _clicked(views: PageViews) -> tuple[np.ndarray, np.ndarray]:
 
 def _precision(scores: Tensor, views: PageViews, ks: tuple[int, ...]) -> dict[int, float]:
     clicked = views.choice < views.display.shape[1]
-    chosen = scores[clicked].gather(1, views.choice[clicked][:, None])
-    rank = (scores[clicked] > chosen).sum(1)  # ties favour the clicked item, as for the model
-    return {k: float((rank < k).float().mean()) for k in ks}
+    return ranked_precision(scores[clicked], views.choice[clicked], ks)
 
 
 def baseline_precision(name: str, train: PageViews, test: PageViews, features: Tensor, *,

@@ -11,6 +11,11 @@ matrix, ``W`` ``m x n``, ``B`` ``d x n``) or by an LSTM; the reward is
 Readings chosen here: ``sigma`` is ELU; a missing click (fewer than ``m`` so far) has
 zero features; "no click" is an item always displayed whose reward is either that of a
 zero feature vector (``no_click="zero"``) or a learned constant (``"learned"``).
+
+With the paper's other regulariser, ``R(phi) = ||phi||_2^2`` (sec. 6.1, Table 2), the
+user's best response of eq. 2 maximises ``phi . r - ||phi||^2 / eta`` over the simplex:
+``phi* = argmin ||phi - eta r / 2||``, the Euclidean projection of ``eta r / 2`` onto the
+simplex (`project_onto_simplex`), which can give some displayed items probability 0.
 """
 
 from __future__ import annotations
@@ -20,6 +25,23 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+REGULARIZERS = ("entropy", "l2")
+
+
+def project_onto_simplex(values: Tensor) -> Tensor:
+    """Euclidean projection of each row of ``values`` onto the probability simplex.
+
+    The closed-form maximiser of ``phi . z - ||phi||^2`` over the simplex for ``z = 2 values``
+    (sort, find the support, shift and clip). Entries of ``-inf`` get probability 0.
+    """
+    finite = values.masked_fill(torch.isinf(values), torch.finfo(values.dtype).min / 4)
+    ordered, _ = finite.sort(dim=-1, descending=True)
+    cumulative = ordered.cumsum(-1)
+    sizes = torch.arange(1, values.shape[-1] + 1, dtype=values.dtype, device=values.device)
+    support = (1 + sizes * ordered > cumulative).sum(-1, keepdim=True)
+    threshold = (cumulative.gather(-1, support - 1) - 1) / support.to(values.dtype)
+    return (finite - threshold).clamp_min(0)
 
 
 @dataclass
@@ -35,6 +57,8 @@ class GANUserConfig:
         lstm_hidden: LSTM state size for ``state="lstm"``.
         eta: the exploration parameter (1, as in the paper).
         no_click: ``"zero"`` or ``"learned"`` reward of not clicking.
+        regularizer: ``R(phi)`` of eq. 2, which fixes the choice distribution:
+            ``"entropy"`` (softmax, Lemma 1) or ``"l2"`` (simplex projection).
     """
 
     feature_dim: int
@@ -45,12 +69,16 @@ class GANUserConfig:
     lstm_hidden: int = 64
     eta: float = 1.0
     no_click: str = "zero"
+    regularizer: str = "entropy"
 
     def __post_init__(self) -> None:
         if self.state not in ("pw", "lstm"):
             raise ValueError(f"state must be 'pw' or 'lstm', got {self.state!r}")
         if self.no_click not in ("zero", "learned"):
             raise ValueError(f"no_click must be 'zero' or 'learned', got {self.no_click!r}")
+        if self.regularizer not in REGULARIZERS:
+            raise ValueError(f"regularizer must be one of {REGULARIZERS}, got "
+                             f"{self.regularizer!r}")
         if self.eta <= 0:
             raise ValueError(f"eta must be positive, got {self.eta}")
 
@@ -115,6 +143,21 @@ class GANUserModel(nn.Module):
         if shown is not None:
             logits[:, :-1] = logits[:, :-1].masked_fill(~shown, -float("inf"))
         return logits
+
+    def choice_probabilities(self, state: Tensor, features: Tensor,
+                             shown: Tensor | None = None) -> Tensor:
+        """The user's best response ``phi*`` of eq. 2 over the display set and no click.
+
+        ``softmax(eta r)`` for the Shannon entropy (Lemma 1), the projection of
+        ``eta r / 2`` onto the simplex for ``R(phi) = ||phi||^2``; ``(B, K + 1)``.
+        """
+        return self.best_response(self.choice_logits(state, features, shown))
+
+    def best_response(self, logits: Tensor) -> Tensor:
+        """Choice probabilities from :meth:`choice_logits` (``eta r``; -inf: not shown)."""
+        if self.config.regularizer == "l2":
+            return project_onto_simplex(logits / 2)
+        return torch.softmax(logits, dim=-1)
 
     def checkpoint(self, **extra) -> dict:
         """Config and weights (plus ``extra`` entries), loadable with ``weights_only``."""

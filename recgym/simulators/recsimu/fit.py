@@ -7,6 +7,11 @@ items, then alternating ``d_steps`` discriminator updates on ``L_D`` (eq. 9) and
 generated as logged items. After every adversarial epoch the discriminator is scored on
 the validation tuples (each session's second-to-last); the best epoch's weights are kept.
 
+Under ``torchrun`` (``WORLD_SIZE > 1``) the adversarial and pre-training epochs are
+data-parallel: each rank trains on its shard of every global mini-batch and gradients are
+all-reduced, so the result matches one process (see :mod:`recgym.integrations.distributed`);
+only rank 0 writes the checkpoint.
+
 The paper's variants are options: RecSimu-1 (``per_feedback_fake=False``), RecSimu-2
 (``beta=0``) and RecSimu-3 (``adversarial=False``: the generator is pre-trained only and
 the discriminator is trained on logged and generated pairs with ``L_D^sup`` alone).
@@ -25,6 +30,12 @@ from tqdm.auto import tqdm
 
 from recgym.data import atomic_write
 from recgym.evaluation.classification import f1_score, roc_auc
+from recgym.integrations.distributed import (
+    DataParallel,
+    init_data_parallel,
+    local_rows,
+    shard_share,
+)
 from recgym.simulators.recsimu.data import (
     BrowsingSequences,
     Tuples,
@@ -144,7 +155,8 @@ def start_states(tuples: Tuples, limit: int = 5000) -> dict[str, Tensor]:
 def fit_recsimu(logs, *, config: RecSimuConfig | None = None,
                 training: RecSimuTraining | None = None,
                 item_vectors: Tensor | None = None, checkpoint: str | Path | None = None,
-                resume: bool = False, progress: bool = True, **config_kwargs) -> RecSimuFit:
+                resume: bool = False, progress: bool = True,
+                parallel: DataParallel | None = None, **config_kwargs) -> RecSimuFit:
     """Fit RecSimu on a log (a ``LogDataset`` or a frame in the log schema).
 
     Args:
@@ -159,10 +171,15 @@ def fit_recsimu(logs, *, config: RecSimuConfig | None = None,
         resume: continue from the training state beside ``checkpoint`` if it exists
             (after an interruption, or with more epochs).
         progress: progress bars.
+        parallel: data-parallel group; by default joined from ``torchrun``'s variables
+            when ``WORLD_SIZE > 1``, else None (one process).
         **config_kwargs: :class:`RecSimuConfig` fields when ``config`` is None
             (e.g. ``state_length=10``).
     """
     training = training or RecSimuTraining()
+    parallel = parallel or init_data_parallel()
+    if parallel is not None and not parallel.is_main:
+        progress = False
     sequences = BrowsingSequences.from_logs(logs)
     if config is None:
         config = RecSimuConfig(num_items=sequences.num_items,
@@ -190,12 +207,12 @@ def fit_recsimu(logs, *, config: RecSimuConfig | None = None,
                                              epochs=training.embedding_epochs,
                                              seed=training.seed, progress=progress)
     model = RecSimu(config, item_vectors)
-    trainer = _Trainer(model, training, split, generator, progress)
+    trainer = _Trainer(model, training, split, generator, progress, parallel)
     if saved is not None:
         trainer.restore(saved)
 
     def save() -> None:
-        if path is not None:
+        if path is not None and (parallel is None or parallel.is_main):
             _save_atomically(trainer.training_state(), state_path)
             _save_atomically(trainer.best_model(), path)
 
@@ -219,8 +236,10 @@ class _Trainer:
     STAGES = ("generator", "discriminator", "adversarial")
 
     def __init__(self, model: RecSimu, training: RecSimuTraining, split: TupleSplit,
-                 generator: torch.Generator, progress: bool) -> None:
+                 generator: torch.Generator, progress: bool,
+                 parallel: DataParallel | None = None) -> None:
         self.model, self.training, self.split = model, training, split
+        self.parallel = parallel
         self.random = generator
         self.progress = progress
         self.data = _as_tensors(split.train)
@@ -296,6 +315,9 @@ class _Trainer:
         batches = list(_batches(len(data["action"]), training.batch_size, self.random))
         for index in tqdm(batches, desc=f"RecSimu {stage}", disable=not self.progress,
                           leave=False):
+            total = len(index)
+            rows = local_rows(self.parallel, total)
+            index = index[rows]
             items = model.embed(data["items"][index])
             feedback = data["feedback"][index]
             logged = model.embed(data["action"][index])
@@ -313,8 +335,9 @@ class _Trainer:
                                           adversarial=adversarial)
                     self.g_optimizer.zero_grad()
                     loss.backward()
+                    self._sync(model.generator, rows, total)
                     self.g_optimizer.step()
-                    totals["loss_g"] += loss.item()
+                    totals["loss_g"] += shard_share(loss.item(), rows, total)
             if stage != "generator":
                 with torch.no_grad():
                     generated = model.generator(items, feedback)
@@ -327,6 +350,14 @@ class _Trainer:
                                               lam=training.lam, adversarial=adversarial)
                     self.d_optimizer.zero_grad()
                     loss.backward()
+                    self._sync(discriminator, rows, total)
                     self.d_optimizer.step()
-                    totals["loss_d"] += loss.item()
+                    totals["loss_d"] += shard_share(loss.item(), rows, total)
+        if self.parallel is not None:
+            totals = self.parallel.sum(totals)
         return {name: value / max(len(batches), 1) for name, value in totals.items()}
+
+    def _sync(self, module: torch.nn.Module, rows: slice, total: int) -> None:
+        """All-reduce ``module``'s gradients to the global-batch mean (data-parallel runs)."""
+        if self.parallel is not None:
+            self.parallel.sync_gradients(module.parameters(), rows, total)
