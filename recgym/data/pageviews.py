@@ -252,13 +252,7 @@ def display_sets_by_time_window(
             cand = ei[np.minimum(pos, len(ei) - 1)]
             valid = (width[:, None] > 0) & (cand != clicked[r, None])
             # keep first occurrences only (stable sort puts the earliest draw first)
-            srt = np.argsort(cand, axis=1, kind="stable")
-            sc = np.take_along_axis(cand, srt, axis=1)
-            first_sorted = np.ones_like(sc, dtype=bool)
-            first_sorted[:, 1:] = sc[:, 1:] != sc[:, :-1]
-            first = np.empty_like(first_sorted)
-            np.put_along_axis(first, srt, first_sorted, axis=1)
-            valid &= first
+            valid &= _first_occurrences(cand)
             enough = valid.sum(axis=1) >= need
             if enough.any():
                 v = valid[enough]
@@ -345,13 +339,7 @@ def display_sets_by_nearest_time(
             cand = np.take_along_axis(cand, by_gap, axis=1)
             valid = np.isfinite(np.take_along_axis(gap, by_gap, axis=1))
             # keep each item's nearest occurrence only
-            srt = np.argsort(cand, axis=1, kind="stable")
-            sc = np.take_along_axis(cand, srt, axis=1)
-            first_sorted = np.ones_like(sc, dtype=bool)
-            first_sorted[:, 1:] = sc[:, 1:] != sc[:, :-1]
-            first = np.empty_like(first_sorted)
-            np.put_along_axis(first, srt, first_sorted, axis=1)
-            valid &= first
+            valid &= _first_occurrences(cand)
             enough = valid.sum(axis=1) >= need
             take = valid[enough] & (np.cumsum(valid[enough], axis=1) <= need)
             out[r[enough]] = cand[enough][take].reshape(-1, need)
@@ -498,3 +486,14 @@ def movielens_to_logs(
         session_gap=session_gap, max_session_length=max_session_length,
         released_before=released_before,
     )
+
+
+def _first_occurrences(values: np.ndarray) -> np.ndarray:
+    """Bool mask of each row's first occurrence (in column order) of every value."""
+    order = np.argsort(values, axis=1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=1)
+    first_sorted = np.ones_like(ordered, dtype=bool)
+    first_sorted[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    first = np.empty_like(first_sorted)
+    np.put_along_axis(first, order, first_sorted, axis=1)
+    return first
