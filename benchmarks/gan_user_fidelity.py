@@ -12,9 +12,9 @@ fitted with the Shannon entropy (maximum likelihood) and then with the L2 regula
 deviation over seeds.
 
     python benchmarks/gan_user_fidelity.py --data ml-latest-small --seeds 0 1 2
-    python benchmarks/gan_user_fidelity.py --data ml-100k --root /work/shared/data --seeds 0 1 2
+    python benchmarks/gan_user_fidelity.py --data ml-100k --root ../shared/data --seeds 0 1 2
     python benchmarks/gan_user_fidelity.py --data yoochoose \
-        --root /work/shared/data/yoochoose-clicks-100k --seeds 0 1 2
+        --root ../shared/data/yoochoose-clicks-100k --seeds 0 1 2
 """
 
 from __future__ import annotations

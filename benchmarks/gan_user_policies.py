@@ -40,7 +40,13 @@ from agents.cascading_dqn import (
 )
 from recgym.core.batch import SimulationBatch
 from recgym.core.policy import RandomPolicy
-from recgym.data import atomic_write, load_movielens, movielens_to_logs, split_by_user
+from recgym.data import (
+    atomic_write,
+    load_movielens,
+    movielens_to_logs,
+    save_figure,
+    split_by_user,
+)
 from recgym.envs.gan_user import GANUsers
 from recgym.evaluation.rollout import evaluate_policy
 from recgym.simulators.gan_user.fit import (
@@ -210,9 +216,7 @@ def render(runs: list[dict], command: str, out: Path, ks: list[int], sessions: i
         axis.set_xlabel(f"Q_{k}")
         axis.set_ylabel(f"Q_{j + 1}")
         axis.set_title(f"Q_{j + 1} vs Q_{k}")
-    figure.tight_layout()
-    with atomic_write(out.with_suffix(".png")) as temporary:
-        figure.savefig(temporary, format="png", dpi=110)
+    save_figure(figure, out.with_suffix(".png"))
     print("\n".join(lines))
 
 

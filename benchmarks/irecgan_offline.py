@@ -42,7 +42,7 @@ from agents.irecgan import (
     UserModelPolicy,
     train_irecgan,
 )
-from recgym.data import LogDataset, atomic_write
+from recgym.data import LogDataset, atomic_write, save_figure
 from recgym.envs.synthetic_mdp import LOGGING_POLICIES, SyntheticMDP, logging_policy
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.simulators.irecgan.fit import SessionTensors, UserModelTraining, fit_user_model
@@ -253,10 +253,7 @@ def plot(records: list[dict], path: Path) -> None:
         axis.set(title=f"pi_{policy}: cumulative reward", xticks=range(len(sizes)),
                  xticklabels=[str(s) for s in sizes])
     axes[0, 0].legend(fontsize=7)
-    figure.tight_layout()
-    with atomic_write(path, suffix=".png") as temporary:
-        figure.savefig(temporary, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ from agents.irecgan import (
     UserModelPolicy,
     train_irecgan,
 )
-from recgym.data import LogDataset, atomic_write
+from recgym.data import LogDataset, atomic_write, save_figure
 from recgym.envs.synthetic_mdp import SyntheticMDP
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.simulators.irecgan.fit import SessionTensors
@@ -283,10 +283,7 @@ def plot(records: list[dict], path: Path) -> None:
             axis.set(xlabel="iteration", ylabel=f"coverage@{r}", ylim=(0, 1),
                      title=f"coverage@{r}: {meaning.split(' (')[0].split(',')[0]}")
     axes[0, 0].legend(fontsize=8)
-    figure.tight_layout()
-    with atomic_write(path, suffix=".png") as temporary:
-        figure.savefig(temporary, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 import recgym  # noqa: F401  (registers the envs)
-from recgym.data import atomic_write
+from recgym.data import atomic_write, save_figure
 from recgym.integrations.rllib import (
     RLlibPolicy,
     env_runner_options,
@@ -253,10 +253,7 @@ def _plot(rl_points, sb_points) -> None:
     axis.set_ylabel("mean return, last 100 sessions")
     axis.set_title(f"PPO on {ENV_ID}, equal samples", fontsize=10)
     axis.legend()
-    figure.tight_layout()
-    with atomic_write(RESULTS / "rllib_vs_sb3.png") as temporary:
-        figure.savefig(temporary, format="png", dpi=110)
-    plt.close(figure)
+    save_figure(figure, RESULTS / "rllib_vs_sb3.png")
 
 
 def main() -> None:

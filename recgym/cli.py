@@ -9,7 +9,7 @@ from pathlib import Path
 
 import recgym
 from recgym.core import UserSimulator
-from recgym.data import LogDataset, atomic_write
+from recgym.data import LogDataset, atomic_write, save_figure
 from recgym.data.cli import add_data_commands
 from recgym.evaluation import PolicyEvaluation, collect_logs, evaluate_policy
 from recgym.evaluation.ope_cli import add_ope_commands
@@ -62,10 +62,7 @@ def _plot_demo(rows: dict[str, PolicyEvaluation], path: Path) -> None:
     right.set_title("Share of true top-r items shown")
     right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.suptitle("recgym demo: SyntheticMDP-v0 (IRecGAN sec. 7.1)")
-    figure.tight_layout()
-    with atomic_write(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

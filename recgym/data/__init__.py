@@ -23,7 +23,7 @@ from recgym.data.cf import (
     strong_generalization_split,
 )
 from recgym.data.download import ChecksumError, download_file, extract_zip, sha256_of
-from recgym.data.files import atomic_write
+from recgym.data.files import atomic_write, save_figure
 from recgym.data.info import describe_interactions, describe_logs, describe_target
 from recgym.data.movielens import (
     MOVIELENS_RELEASES,
@@ -68,6 +68,7 @@ from recgym.data.splits import (
 
 __all__ = [
     "atomic_write",
+    "save_figure",
     "FEEDBACK_CLICK",
     "FEEDBACK_PURCHASE",
     "FEEDBACK_SKIP",

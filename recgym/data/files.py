@@ -32,3 +32,16 @@ def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def save_figure(figure, path: str | os.PathLike, *, dpi: int = 110) -> Path:
+    """Lay out a matplotlib figure, write it as PNG atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        figure.tight_layout()
+        with atomic_write(path, suffix=".png") as temporary:
+            figure.savefig(temporary, format="png", dpi=dpi)
+    finally:
+        plt.close(figure)
+    return Path(path)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from recgym.core.policy import RandomPolicy
-from recgym.data import atomic_write
+from recgym.data import save_figure
 from recgym.evaluation.ope_estimators import (
     ESTIMATORS,
     DirectMethod,
@@ -619,10 +619,5 @@ def plot_table(table: pd.DataFrame, path: str | os.PathLike, title: str = "") ->
     axis.set_yticks(y, shown["estimator"])
     axis.set_xlabel("estimated reward per page view (blue: logged contexts, orange: on-policy)")
     axis.set_title(title or "off-policy estimates")
-    figure.tight_layout()
-    try:
-        with atomic_write(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=100)
-    finally:
-        plt.close(figure)
+    save_figure(figure, path, dpi=100)
     return path
