@@ -1,4 +1,4 @@
-"""Cascading DQN of Chen et al. (ICML 2019, sec. 5) and its Table 3 variants.
+r"""Cascading DQN of Chen et al. (ICML 2019, sec. 5) and its Table 3 variants.
 
 A recommender shows ``k`` of the ``K`` candidates. Instead of maximising ``Q(s, A)`` over
 all ``K choose k`` slates, ``k`` networks ``Q^j(s, a_1, ..., a_j)`` are applied in a
@@ -16,8 +16,12 @@ Variants (sec. 6.2):
   no click (the paper's "±1 reward").
 * ``GAN-GDQN``: ``variant="additive"``, ``Q(s, A) = sum_j Q(s, a_j)`` (He et al. 2016), one
   per-item network; its argmax is the top ``k`` items.
-* ``GAN-Greedy``: :class:`GreedyUserModelPolicy`, the ``k`` candidates with the highest
-  learned reward (hence click probability) under a fitted user model.
+* ``GAN-Greedy``: :class:`GreedyPolicy` on a fitted user model, the ``k`` candidates with
+  the highest learned reward (hence click probability); on the logistic-regression click
+  model (``recgym.simulators.gan_user.baselines.LogisticClickModel``) it is the W&D-LR
+  row of Table 3 without the deep part.
+* ``DQN-Off``: :meth:`CascadingDQN.fit_offline`, the cascade fitted on logged page views
+  alone (:func:`logged_transitions`), with no user model.
 
 Readings chosen where the paper is silent:
 
@@ -33,17 +37,22 @@ Readings chosen where the paper is silent:
   double-Q). Truncation at the horizon is not a terminal state (bootstrapped).
 * Exploration is per position: with probability ``epsilon`` the ``j``-th item is drawn
   uniformly among the candidates not chosen yet.
-* Algorithm 1 also removes already clicked items from the candidates; observations here
-  carry features only (no ids), so that step is left out.
+* Algorithm 1 first removes the items the user already clicked (``I = A \ s``). The ids
+  come from the ``clicks`` / ``candidate_ids`` observation keys (``observe_ids=True``;
+  the simulator always provides them to :meth:`CascadingDQN.fit`), so only the last
+  ``m`` clicks are known; without the keys nothing is removed. Where fewer than ``k``
+  unclicked candidates remain, nothing is removed for that user.
 
-Agents normally import only ``recgym.core``; this module also reads the GAN user model
-(for the greedy policy), as ``agents/irecgan.py`` does for its user model.
+Agents normally import only ``recgym.core``; this module also reads the GAN user model's
+page views (for the offline variant), as ``agents/irecgan.py`` does for its user model.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +62,7 @@ from tqdm.auto import tqdm
 from recgym.core.batch import SimulationBatch
 from recgym.core.env import RecVectorEnv
 from recgym.core.simulator import UserSimulator
-from recgym.simulators.gan_user.model import GANUserModel
+from recgym.simulators.gan_user.fit import PageViews
 
 VARIANTS = ("cascading", "additive")
 REWARDS = ("learned", "click")
@@ -152,16 +161,20 @@ class CascadingQNetworks(nn.Module):
                           for j in range(slate.shape[1])], dim=1)
 
     def select(self, state: Tensor, candidates: Tensor, epsilon: float = 0.0,
-               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+               generator: torch.Generator | None = None, excluded: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
         """Algorithm 1, batched: the slate (positions ``(B, k)``) and its Q-values ``(B, k)``.
 
         Each position takes the best candidate not chosen yet under its network (under the
         one per-item network for the additive variant); with probability ``epsilon`` it
-        takes a uniformly random one instead.
+        takes a uniformly random one instead. ``excluded`` ``(B, K)`` marks candidates
+        never to choose (already clicked), ignored for users left with fewer than ``k``.
         """
         batch, size = candidates.shape[:2]
         k = self.config.slate_size
         taken = torch.zeros(batch, size, dtype=torch.bool, device=candidates.device)
+        if excluded is not None:
+            taken = _removable(excluded, k)
         rows = torch.arange(batch, device=candidates.device)
         shared = None
         if self.config.variant == "additive":  # Q(s, a) does not depend on the prefix
@@ -191,6 +204,30 @@ class CascadingQNetworks(nn.Module):
 def _gather_items(candidates: Tensor, positions: Tensor) -> Tensor:
     """Features ``(B, j, d)`` of the candidates at ``positions`` ``(B, j)``."""
     return candidates.gather(1, positions[..., None].expand(-1, -1, candidates.shape[-1]))
+
+
+def clicked_candidates(observation: dict[str, Tensor]) -> Tensor | None:
+    """Bool ``(B, K)``: pool items among the user's last ``m`` clicks; None without ids.
+
+    Reads the ``clicks`` (-1: none) and ``candidate_ids`` keys (``observe_ids=True``).
+    """
+    if "clicks" not in observation or "candidate_ids" not in observation:
+        return None
+    clicks = torch.as_tensor(observation["clicks"])
+    pool = torch.as_tensor(observation["candidate_ids"], device=clicks.device)
+    return (pool[:, :, None] == clicks[:, None, :]).any(-1)
+
+
+def top_k_positions(scores: Tensor, k: int, excluded: Tensor | None = None) -> Tensor:
+    """The ``k`` best-scored positions ``(B, k)``, skipping ``excluded`` ones where possible."""
+    if excluded is not None:
+        scores = scores.masked_fill(_removable(excluded.to(scores.device), k), -float("inf"))
+    return scores.topk(k, dim=1).indices
+
+
+def _removable(excluded: Tensor, k: int) -> Tensor:
+    """``excluded`` for users who keep at least ``k`` other candidates, False elsewhere."""
+    return excluded & ((~excluded).sum(1, keepdim=True) >= k)
 
 
 @dataclass
@@ -267,6 +304,63 @@ class ReplayBuffer:
         return {key: value[index] for key, value in self.data.items()}
 
 
+def _transitions(observation: dict[str, Tensor], slate: Tensor, reward: Tensor,
+                 next_observation: dict[str, Tensor], terminated: Tensor) -> dict[str, Tensor]:
+    """A replay batch: features, slate, reward, next features (and next ids, for Alg. 1)."""
+    batch = {"history": observation["history"], "candidates": observation["candidates"],
+             "slate": slate, "reward": reward.float(), "done": terminated.float()}
+    for key in ("history", "candidates", "clicks", "candidate_ids"):
+        if key in next_observation:
+            batch[f"next_{key}"] = next_observation[key]
+    return batch
+
+
+def logged_transitions(views: PageViews, features: Tensor, slate_size: int, *,
+                       seed: int = 0) -> dict[str, Tensor]:
+    """Replay transitions from logged page views, for :meth:`CascadingDQN.fit_offline`.
+
+    A log shows a display set and one click (or none), not a ``k``-item slate, so each page
+    view becomes one slate of ``k`` displayed items: for a random half of the page views
+    with a click it holds the clicked item and ``k - 1`` others (reward +1, the state
+    advances with the click), otherwise ``k`` items without it (reward -1, the state stays:
+    the counterfactual reading that a user shown none of her choice clicks nothing). The
+    next candidate pool is the user's next logged display set; the last page view of a
+    session is terminal. ``views`` must be in session order, as ``PageViews.from_logs``
+    returns them.
+    """
+    views_count, pool = views.display.shape
+    if slate_size > pool - 1:
+        raise ValueError(f"slate_size {slate_size} needs display sets of more than "
+                         f"{slate_size} items; these have {pool}")
+    generator = torch.Generator().manual_seed(seed)
+    clicked = views.choice < pool
+    positive = clicked & (torch.rand(views_count, generator=generator) < 0.5)
+    # random order of the display set with the clicked item moved first (positives) or last
+    keys = torch.rand(views_count, pool, generator=generator)
+    rows = torch.arange(views_count)
+    choice = views.choice.clamp(max=pool - 1)
+    keys[rows[clicked], choice[clicked]] = torch.where(positive[clicked], -1.0, 2.0)
+    slate = keys.argsort(1)[:, :slate_size]
+    click_ids = views.display[rows, choice]
+    shifted = torch.cat([views.history[:, 1:], click_ids[:, None]], dim=1)
+    next_history = torch.where(positive[:, None], shifted, views.history)
+    # the logged continuation: the next row of the same session advanced by the logged click
+    logged_next = torch.where(clicked[:, None], shifted, views.history)
+    same_user = torch.from_numpy(views.user[1:] == views.user[:-1])
+    continues = torch.zeros(views_count, dtype=torch.bool)
+    continues[:-1] = same_user & (views.history[1:] == logged_next[:-1]).all(1)
+    next_display = views.display.roll(-1, dims=0)
+    next_display[~continues] = views.display[~continues]
+
+    def flat(ids: Tensor) -> Tensor:
+        return (features[ids.clamp_min(0)] * (ids >= 0)[..., None]).flatten(1)
+
+    return {"history": flat(views.history), "candidates": flat(views.display), "slate": slate,
+            "reward": positive.float() * 2.0 - 1.0, "done": (~continues).float(),
+            "next_history": flat(next_history), "next_candidates": flat(next_display),
+            "next_clicks": next_history, "next_candidate_ids": next_display}
+
+
 class CascadingDQN:
     """Cascading (or additive) deep Q-network recommender; a recgym Policy.
 
@@ -296,8 +390,9 @@ class CascadingDQN:
             return "GAN-GDQN" if self.config.reward == "learned" else "GAN-GDQN-RWD1"
         return "GAN-CDQN" if self.config.reward == "learned" else "GAN-RWD1"
 
-    def _split(self, observation: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """``(B, m, d)`` history and ``(B, K, d)`` candidates, with shape checks."""
+    def _split(self, observation: dict[str, Tensor]
+               ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(B, m, d)`` history, ``(B, K, d)`` candidates (shape-checked), clicked mask."""
         config = self.config
         d = config.feature_dim
         missing = [key for key in ("history", "candidates") if key not in observation]
@@ -317,19 +412,28 @@ class CascadingDQN:
                 f"observation 'candidates' must have shape (B, K*d) with d={d} and "
                 f"K >= slate_size={config.slate_size}, got {tuple(candidates.shape)}; was "
                 "the agent built for another env (item feature size)?")
+        excluded = clicked_candidates(observation)
         return (history.view(len(history), config.history, d),
-                candidates.view(len(candidates), -1, d))
+                candidates.view(len(candidates), -1, d),
+                None if excluded is None else excluded.to(self.device))
 
-    def _greedy(self, history: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
+    def _greedy(self, history: Tensor, candidates: Tensor, excluded: Tensor | None
+                ) -> tuple[Tensor, Tensor]:
         """Algorithm 1 in chunks of users, so that large pools fit in memory."""
         chunk = max(1, 2**20 // (candidates.shape[1] * self.config.hidden))
-        parts = [self.network.select(self.network.state(h), c)
-                 for h, c in zip(history.split(chunk), candidates.split(chunk), strict=True)]
+        masks = [None] * len(history.split(chunk)) if excluded is None else excluded.split(chunk)
+        parts = [self.network.select(self.network.state(h), c, excluded=mask)
+                 for h, c, mask in zip(history.split(chunk), candidates.split(chunk), masks,
+                                       strict=True)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     @torch.no_grad()
     def act(self, observation: dict[str, Tensor]) -> Tensor:
-        """Greedy slates (Algorithm 1): pool positions, int64 ``(B, k)``."""
+        """Greedy slates (Algorithm 1): pool positions, int64 ``(B, k)``.
+
+        Already clicked items are skipped when the observation has the ids
+        (``observe_ids=True``).
+        """
         slate, _ = self._greedy(*self._split(observation))
         device = observation["candidates"].device if isinstance(observation["candidates"],
                                                                 Tensor) else self.device
@@ -378,19 +482,16 @@ class CascadingDQN:
         for iteration in tqdm(range(training.iterations), desc=self.name,
                               disable=not training.progress):
             epsilon = training.epsilon(iteration)
-            history, candidates = self._split(observation)
+            history, candidates, excluded = self._split(observation)
             with torch.no_grad():
                 slate, _ = self.network.select(self.network.state(history), candidates,
-                                               epsilon, generator)
+                                               epsilon, generator, excluded)
             reward, clicked, terminated, truncated, _ = batch.step(slate)
             next_observation = batch.observe()
             learned = reward if self.config.reward == "learned" else \
                 (clicked >= 0).float() * 2.0 - 1.0
-            replay.add(history=observation["history"], candidates=observation["candidates"],
-                       slate=slate, reward=learned.float(),
-                       next_history=next_observation["history"],
-                       next_candidates=next_observation["candidates"],
-                       done=terminated.float())
+            replay.add(**_transitions(observation, slate, learned, next_observation,
+                                      terminated))
             ended = terminated | truncated
             if bool(ended.any()):
                 batch.reset(ended)
@@ -411,14 +512,55 @@ class CascadingDQN:
         self.history.extend(log)
         return log
 
+    def fit_offline(self, transitions: dict[str, Tensor],
+                    training: CDQNTraining | None = None) -> list[dict[str, float]]:
+        """DQN-Off: cascading Q-learning (eq. 11) on logged transitions alone, no simulator.
+
+        Args:
+            transitions: as :func:`logged_transitions` returns (rewards +-1 per click).
+            training: hyper-parameters; ``iterations * updates_per_iteration`` gradient
+                steps on mini-batches drawn uniformly from ``transitions`` (the exploration
+                and user settings are unused).
+
+        Returns:
+            Per-iteration log (mean loss), also appended to ``self.history``.
+        """
+        training = training or CDQNTraining()
+        if self.config.reward != "click":
+            raise ValueError("logged page views hold clicks, not a learned reward: build the "
+                             "agent with reward='click' to fit it offline")
+        torch.manual_seed(training.seed)
+        generator = torch.Generator(self.device).manual_seed(training.seed)
+        data = {key: value.to(self.device) for key, value in transitions.items()}
+        target = copy.deepcopy(self.network)
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=training.learning_rate)
+        log: list[dict[str, float]] = []
+        updates = 0
+        for iteration in tqdm(range(training.iterations), desc="DQN-Off",
+                              disable=not training.progress):
+            losses = []
+            for _ in range(training.updates_per_iteration):
+                index = torch.randint(len(data["reward"]), (training.batch_size,),
+                                      generator=generator, device=self.device)
+                losses.append(self._update({key: value[index] for key, value in data.items()},
+                                           target, optimizer, training))
+                updates += 1
+                if updates % training.target_update == 0:
+                    target.load_state_dict(self.network.state_dict())
+            log.append({"iteration": iteration, "loss": sum(losses) / len(losses)})
+        self.history.extend(log)
+        return log
+
     def _update(self, sample: dict[str, Tensor], target: CascadingQNetworks,
                 optimizer: torch.optim.Optimizer, training: CDQNTraining) -> float:
         """One gradient step on ``sum_j (y - Q^j)^2`` with the shared target of eq. 11."""
-        history, candidates = self._split(sample)
-        next_history, next_candidates = self._split(
-            {"history": sample["next_history"], "candidates": sample["next_candidates"]})
+        history, candidates, _ = self._split(sample)
+        next_history, next_candidates, next_excluded = self._split(
+            {key[len("next_"):]: value for key, value in sample.items()
+             if key.startswith("next_")})
         with torch.no_grad():
-            _, next_values = target.select(target.state(next_history), next_candidates)
+            _, next_values = target.select(target.state(next_history), next_candidates,
+                                           excluded=next_excluded)
             next_value = next_values[:, -1] if self.config.variant == "cascading" \
                 else next_values.sum(1)
             y = sample["reward"] + training.gamma * (1.0 - sample["done"]) * next_value
@@ -461,35 +603,51 @@ class CascadingDQN:
                                    device=device)
 
 
-@dataclass
-class GreedyUserModelPolicy:
-    """GAN-Greedy: the ``k`` candidates with the highest reward under a fitted user model.
+class ClickScorer(Protocol):
+    """A click model that ranks candidates: the GAN user model or the LR click model."""
 
-    The user model's click probabilities are ``softmax(eta r)`` over the shown items, so the
-    top ``k`` by learned reward are the top ``k`` by click probability. The model is the
-    one fitted on the training users; the policy never sees the test model.
+    feature_dim: int
+
+    def item_scores(self, history: Tensor, candidates: Tensor) -> Tensor:
+        """Scores ``(B, K)`` of candidates ``(B, K, d)`` after clicks ``(B, m, d)``."""
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        """The model's weights (where they live tells the device)."""
+
+
+@dataclass
+class GreedyPolicy:
+    """The ``k`` candidates a fitted click model scores highest (Table 3's greedy rows).
+
+    On a GAN user model (GAN-Greedy) the score is the learned reward; the click
+    probabilities are ``softmax(eta r)`` over the shown items, so these are also the
+    ``k`` likeliest clicks. On the logistic-regression click model it is the W&D-LR row
+    without the deep part. Already clicked items are skipped when the observation has the
+    ids. The model is one fitted on training users; the policy never sees the test model.
 
     Args:
-        model: a fitted :class:`~recgym.simulators.gan_user.model.GANUserModel`.
+        model: a fitted scorer (:class:`~recgym.simulators.gan_user.model.GANUserModel`,
+            :class:`~recgym.simulators.gan_user.baselines.LogisticClickModel`).
         slate_size: ``k``.
+        name: label for tables.
     """
 
-    model: GANUserModel
+    model: ClickScorer
     slate_size: int
     name: str = field(default="GAN-Greedy")
 
     @torch.no_grad()
     def act(self, observation: dict[str, Tensor]) -> Tensor:
-        """Top-``k`` pool positions by learned reward, int64 ``(B, k)``."""
-        config = self.model.config
-        d = config.feature_dim
-        history, candidates = observation["history"], observation["candidates"]
-        if history.shape[-1] != config.history * d or candidates.shape[-1] % d:
+        """Top-``k`` pool positions by score, int64 ``(B, k)``."""
+        d = self.model.feature_dim
+        history = torch.as_tensor(observation["history"])
+        candidates = torch.as_tensor(observation["candidates"])
+        if history.shape[-1] % d or candidates.shape[-1] % d:
             raise ValueError(f"observation sizes {tuple(history.shape)} / "
-                             f"{tuple(candidates.shape)} do not fit a user model with m="
-                             f"{config.history}, d={d}")
-        model_device = next(self.model.parameters()).device
-        state = self.model.state(history.to(model_device).view(len(history), config.history, d))
-        rewards = self.model.reward(state, candidates.to(model_device).view(
-            len(candidates), -1, d))
-        return rewards.topk(self.slate_size, dim=1).indices.to(candidates.device)
+                             f"{tuple(candidates.shape)} are not multiples of the model's "
+                             f"item feature size d={d}")
+        device = next(self.model.parameters()).device
+        scores = self.model.item_scores(history.to(device).view(len(history), -1, d),
+                                        candidates.to(device).view(len(candidates), -1, d))
+        return top_k_positions(scores, self.slate_size,
+                               clicked_candidates(observation)).to(candidates.device)

@@ -4,7 +4,8 @@ Page views with the paper's display sets: MovieLens (the rated movie and 39 movi
 released near the time of the rating) or a session log (YooChoose / DIGINETICA: the
 clicked item and the 9 items other sessions clicked nearest in time). Users (sessions for
 session logs) split 50 / 12.5 / 37.5% per seed. Item features, the same for every model:
-genre flags (MovieLens; no release year, which leaks how the display sets are built) or
+genre flags (MovieLens; no release year, which leaks how the display sets are built;
+with --cooccurrence also the co-occurrence embeddings below) or
 co-occurrence embeddings of the training clicks (session logs, which have no item
 features), plus the log click count among training page views. GAN-PW and GAN-LSTM are
 fitted with the Shannon entropy (maximum likelihood) and then with the L2 regulariser
@@ -12,6 +13,7 @@ fitted with the Shannon entropy (maximum likelihood) and then with the L2 regula
 deviation over seeds.
 
     python benchmarks/gan_user_fidelity.py --data ml-latest-small --seeds 0 1 2
+    python benchmarks/gan_user_fidelity.py --data ml-latest-small --cooccurrence
     python benchmarks/gan_user_fidelity.py --data ml-100k --root ../shared/data --seeds 0 1 2
     python benchmarks/gan_user_fidelity.py --data yoochoose \
         --root ../shared/data/yoochoose-clicks-100k --seeds 0 1 2
@@ -59,6 +61,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="entropy (maximum likelihood)")
     parser.add_argument("--adversarial-epochs", type=int, default=10, help="L2 game")
     parser.add_argument("--hidden", type=int, default=64, help="reward network width")
+    parser.add_argument("--cooccurrence", action="store_true",
+                        help="MovieLens: append co-occurrence embeddings to the genre flags")
     parser.add_argument("--out")
     args = parser.parse_args()
     started = time.time()
@@ -72,7 +76,7 @@ def main() -> None:
                               for part in (split.train, split.val, split.test))
         sizes.append((len(dataset.logs), len(train), len(valid), len(test),
                       len(np.unique(dataset.logs["user_id"])), train.display.shape[1]))
-        features = default_features(dataset, train)
+        features = default_features(dataset, train, cooccurrence=args.cooccurrence)
         for state in ("pw", "lstm"):
             config = GANUserConfig(feature_dim=features.shape[1], state=state,
                                    hidden=args.hidden)
@@ -125,7 +129,8 @@ def write_table(args: argparse.Namespace, results: dict[str, list[dict[int, floa
                       "directly comparable):", "", "| model | Prec@1 | Prec@2 |", "|---|---|---|"]
         lines += [f"| {name} | {p1[0]} ± {p1[1]} | {p2[0]} ± {p2[1]} |"
                   for name, (p1, p2) in PAPER[paper].items()]
-    out = Path(args.out or f"benchmarks/results/gan_user_fidelity_{args.data}.md")
+    suffix = "_cooccurrence" if args.cooccurrence else ""
+    out = Path(args.out or f"benchmarks/results/gan_user_fidelity_{args.data}{suffix}.md")
     with atomic_write(out) as temporary:
         temporary.write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)

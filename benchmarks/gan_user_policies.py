@@ -7,13 +7,18 @@ its users for fitting / early stopping). Every policy is trained against the TRA
 (its display sets and start histories from the train half) and evaluated on the TEST
 model (display sets and start histories from the test half): reward = cumulative reward
 averaged over the horizon (10 steps) and then over users, CTR = clicks per step. Item
-features (genre flags and the log click count among train-half page views) are shared.
+features (genre flags, with --cooccurrence also co-occurrence embeddings, and the log
+click count; all from the train half's fitting page views) are shared.
 
 Policies: GAN-CDQN, GAN-GDQN, GAN-RWD1 (agents.cascading_dqn), GAN-Greedy (top-k by the
-train model's reward), LinUCB with hybrid models (agents.bandits, learning online on the
-train model), random; and, as a reference that is no policy of the paper, the greedy
-policy of the TEST model itself ("oracle greedy"). The W&D baselines of Table 3 are not
-run. Figure 5: ``Q_j`` against ``Q_k`` of the CDQN (k = 5) on its chosen slates.
+train model's reward), W&D-LR (top-k by the logistic-regression click model fitted on the
+train half's page views: W&D-LR without the deep part), DQN-Off (the cascade fitted on the
+train half's logged page views alone, +-1 click reward), LinUCB with hybrid models
+(agents.bandits, learning online on the train model), random; and, as a reference that
+is no policy of the paper, the greedy policy of the TEST model itself ("oracle greedy").
+W&D-CCF is not run (no context-aware CF model here). Policies with Algorithm 1's step
+skip items the user already clicked. Figure 5: ``Q_j`` against ``Q_k`` of the CDQN
+(k = 5) on its chosen slates.
 
     python benchmarks/gan_user_policies.py --seeds 0 1 2 3 4
 """
@@ -36,7 +41,8 @@ from agents.cascading_dqn import (
     CascadingDQN,
     CascadingDQNConfig,
     CDQNTraining,
-    GreedyUserModelPolicy,
+    GreedyPolicy,
+    logged_transitions,
 )
 from recgym.core.batch import SimulationBatch
 from recgym.core.policy import RandomPolicy
@@ -49,19 +55,21 @@ from recgym.data import (
 )
 from recgym.envs.gan_user import GANUsers
 from recgym.evaluation.rollout import evaluate_policy
+from recgym.simulators.gan_user.baselines import LogisticClickModel
 from recgym.simulators.gan_user.fit import (
     GANUserTraining,
     PageViews,
+    default_features,
     fit_gan_user,
-    item_features,
-    with_popularity,
 )
 from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel
 
 HORIZON = 10
-ORDER = ["GAN-CDQN", "GAN-GDQN", "GAN-RWD1", "GAN-Greedy", "LinUCB (hybrid)", "Random",
-         "oracle greedy (test model)"]
+ORDER = ["GAN-CDQN", "GAN-GDQN", "GAN-RWD1", "GAN-Greedy", "W&D-LR", "DQN-Off",
+         "LinUCB (hybrid)", "Random", "oracle greedy (test model)"]
 PAPER = {  # Table 3 of the paper: (reward, ctr) for k = 3 and k = 5
+    "W&D-LR": {3: (14.46, 0.46), 5: (15.18, 0.48)},
+    "DQN-Off": {3: (20.31, 0.63), 5: (21.82, 0.67)},
     "GAN-Greedy": {3: (21.37, 0.67), 5: (22.97, 0.71)},
     "GAN-RWD1": {3: (22.17, 0.68), 5: (25.15, 0.78)},
     "GAN-GDQN": {3: (23.60, 0.72), 5: (23.19, 0.70)},
@@ -77,16 +85,20 @@ def users_of(fit_model: GANUserModel, features: torch.Tensor, views: PageViews, 
                     start_histories=views.history[pick], slate_size=k)
 
 
-def fit_half(logs, seed: int, features: torch.Tensor | None, ml, epochs: int):
-    """Fit a user model on one half's users (80% fit, 20% early stopping)."""
+def fit_half(logs, seed: int, features: torch.Tensor | None, dataset, args):
+    """Fit a user model on one half's users (80% fit, 20% early stopping).
+
+    Returns the model, the item features (made from this half's fitting page views when
+    ``features`` is None) and all of the half's page views.
+    """
     parts = split_by_user(logs, (0.8, 0.2, 0.0), seed=seed)
     fit_views, valid_views = (PageViews.from_logs(part, history=10)
                               for part in (parts.train, parts.val))
     if features is None:
-        features = torch.from_numpy(with_popularity(item_features(ml.items), fit_views))
+        features = default_features(dataset, fit_views, cooccurrence=args.cooccurrence)
     config = GANUserConfig(feature_dim=features.shape[1], hidden=64)
     fit = fit_gan_user(fit_views, valid_views, features, config=config,
-                       training=GANUserTraining(epochs=epochs, seed=seed), progress=False)
+                       training=GANUserTraining(epochs=args.epochs, seed=seed), progress=False)
     return fit.model, features, PageViews.from_logs(logs, history=10)
 
 
@@ -106,11 +118,12 @@ def q_consistency(agent: CascadingDQN, users: GANUsers, n_users: int, seed: int)
 
 def run_seed(args, seed: int, ml) -> dict:
     """Fit both user models, train every policy on the train one, test on the test one."""
-    logs = movielens_to_logs(ml, seed=seed).logs
-    halves = split_by_user(logs, (0.5, 0.0, 0.5), seed=seed)
-    train_model, features, train_views = fit_half(halves.train, seed, None, ml, args.epochs)
-    test_model, _, test_views = fit_half(halves.test, seed + 1000, features, ml, args.epochs)
+    dataset = movielens_to_logs(ml, seed=seed)
+    halves = split_by_user(dataset.logs, (0.5, 0.0, 0.5), seed=seed)
+    train_model, features, train_views = fit_half(halves.train, seed, None, dataset, args)
+    test_model, _, test_views = fit_half(halves.test, seed + 1000, features, dataset, args)
     d = features.shape[1]
+    click_model = LogisticClickModel(d).fit(train_views, features, seed=seed)
     out: dict = {"seed": seed, "results": {}, "q": None, "seconds": {}}
     for k in args.ks:
         train_users = users_of(train_model, features, train_views, k, seed)
@@ -128,7 +141,16 @@ def run_seed(args, seed: int, ml) -> dict:
                                                 warmup=4 * args.users, seed=seed))
             policies[name] = agent
             out["seconds"][f"{name} k={k}"] = time.time() - start
-        policies["GAN-Greedy"] = GreedyUserModelPolicy(train_model, k)
+        policies["GAN-Greedy"] = GreedyPolicy(train_model, k)
+        policies["W&D-LR"] = GreedyPolicy(click_model, k, name="W&D-LR")
+        start = time.time()
+        offline = CascadingDQN(CascadingDQNConfig(feature_dim=d, slate_size=k, reward="click",
+                                                  hidden=args.hidden), seed=seed)
+        offline.fit_offline(logged_transitions(train_views, features, k, seed=seed),
+                            CDQNTraining(iterations=args.iterations, batch_size=args.users,
+                                         seed=seed))
+        policies["DQN-Off"] = offline
+        out["seconds"][f"DQN-Off k={k}"] = time.time() - start
         start = time.time()
         linucb = HybridLinUCB(d, 10, k, alpha=args.alpha)
         linucb.fit(train_users, iterations=args.bandit_iterations, num_users=args.users,
@@ -136,7 +158,7 @@ def run_seed(args, seed: int, ml) -> dict:
         policies["LinUCB (hybrid)"] = linucb
         out["seconds"][f"LinUCB k={k}"] = time.time() - start
         policies["Random"] = RandomPolicy(test_users.num_candidates, k, seed=seed)
-        policies["oracle greedy (test model)"] = GreedyUserModelPolicy(test_model, k)
+        policies["oracle greedy (test model)"] = GreedyPolicy(test_model, k)
         for name, policy in policies.items():
             result = evaluate_policy(test_users, policy, args.sessions, seed=10_000 * (seed + 1),
                                      max_steps=HORIZON)
@@ -231,6 +253,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64, help="Q-network width l")
     parser.add_argument("--bandit-iterations", type=int, default=40)
     parser.add_argument("--alpha", type=float, default=0.5, help="LinUCB bound width")
+    parser.add_argument("--cooccurrence", action="store_true",
+                        help="append co-occurrence embeddings to the genre features")
     parser.add_argument("--sessions", type=int, default=2000, help="test sessions per policy")
     parser.add_argument("--raw", help="also save the runs as JSON here")
     parser.add_argument("--merge", nargs="+", help="render saved JSON runs instead of running")

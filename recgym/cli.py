@@ -125,6 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_fit_recsimu(args: argparse.Namespace) -> None:
     """Fit RecSimu (Algorithm 1) and report F1 / AUC on each session's last tuple."""
+    from recgym.integrations.distributed import is_main_process
     from recgym.simulators.recsimu.data import load_browsing_logs
     from recgym.simulators.recsimu.fit import RecSimuTraining, fit_recsimu
     from recgym.simulators.recsimu.model import RecSimuConfig
@@ -145,6 +146,8 @@ def cmd_fit_recsimu(args: argparse.Namespace) -> None:
     result = fit_recsimu(logs, config=config, training=training, checkpoint=args.out,
                          resume=args.resume)
     split = result.split
+    if not is_main_process():
+        return
     print(f"fitted RecSimu on {len(split.train):,} tuples ({len(split.valid):,} validation, "
           f"{len(split.test):,} test); checkpoint: {args.out}")
     print(f"test (last tuple of each session): F1 {result.test.f1:.4f}  AUC {result.test.auc:.4f}")
@@ -268,7 +271,8 @@ def cmd_fit_gan_user(args: argparse.Namespace) -> None:
              for name, part in (("train", split.train), ("valid", split.val),
                                 ("test", split.test))}
     features = default_features(dataset, views["train"], with_year=args.with_year,
-                                popularity=not args.no_popularity)
+                                popularity=not args.no_popularity,
+                                cooccurrence=args.cooccurrence)
     config = GANUserConfig(feature_dim=features.shape[1], history=args.history,
                            state=args.state, hidden=args.hidden)
     training = GANUserTraining(epochs=args.epochs, seed=args.seed, regularizer=args.regularizer,
@@ -417,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue from the training progress saved beside --out (.fit.pt)")
     gan.add_argument("--no-popularity", action="store_true",
                      help="leave out the items' log click count among training page views")
+    gan.add_argument("--cooccurrence", action="store_true",
+                     help="append co-occurrence embeddings of the training clicks to an item "
+                          "table's features (session logs always use them)")
     gan.add_argument("--with-year", action="store_true",
                      help="add the release year to the features (it leaks how MovieLens "
                           "display sets are built; see recgym.simulators.gan_user.fit)")

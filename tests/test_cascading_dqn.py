@@ -15,11 +15,14 @@ from agents.cascading_dqn import (
     CascadingDQNConfig,
     CascadingQNetworks,
     CDQNTraining,
-    GreedyUserModelPolicy,
+    GreedyPolicy,
+    logged_transitions,
 )
 from recgym.core.policy import RandomPolicy, distinct
 from recgym.core.simulator import Step
 from recgym.evaluation import evaluate_policy
+from recgym.simulators.gan_user.baselines import LogisticClickModel
+from recgym.simulators.gan_user.fit import PageViews
 from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel
 
 VALUES = torch.tensor([0.1, 0.9, 0.2, 0.8, 0.3, 0.5])
@@ -201,7 +204,7 @@ def test_greedy_policy_shows_the_highest_reward_items():
     torch.manual_seed(0)
     model = GANUserModel(GANUserConfig(feature_dim=3, history=2, hidden=8))
     history, candidates = torch.randn(4, 6), torch.randn(4, 15)
-    slate = GreedyUserModelPolicy(model, 2).act({"history": history, "candidates": candidates})
+    slate = GreedyPolicy(model, 2).act({"history": history, "candidates": candidates})
     rewards = model.reward(model.state(history.view(4, 2, 3)), candidates.view(4, 5, 3))
     assert torch.equal(rewards.gather(1, slate), rewards.topk(2, dim=1).values)
 
@@ -216,3 +219,147 @@ def test_linucb_learns_the_high_click_items():
     assert trained > random + 0.2
     with pytest.raises(ValueError, match="'candidates'"):
         bandit.act({"history": torch.zeros(2, 6), "candidates": torch.zeros(2, 7)})
+
+
+def _id_observation(clicks: list[list[int]], pool: list[list[int]], d: int = 3) -> dict:
+    """Random features with the ids of ``observe_ids=True``."""
+    generator = torch.Generator().manual_seed(0)
+    clicks, pool = torch.tensor(clicks), torch.tensor(pool)
+    return {"history": torch.randn(len(pool), clicks.shape[1] * d, generator=generator),
+            "candidates": torch.randn(len(pool), pool.shape[1] * d, generator=generator),
+            "clicks": clicks, "candidate_ids": pool}
+
+
+@pytest.mark.parametrize("variant", ["cascading", "additive"])
+def test_algorithm_1_skips_clicked_items_unless_too_few_remain(variant):
+    torch.manual_seed(0)
+    agent = CascadingDQN(CascadingDQNConfig(feature_dim=3, history=2, slate_size=2,
+                                            variant=variant, hidden=8))
+    # user 0 clicked items 7 and 9, both in the pool; user 1 clicked 7 and 9 of a pool where
+    # only one other item is left, fewer than k = 2: nothing is removed for that user
+    observation = _id_observation([[7, 9], [7, 9]], [[9, 4, 7, 5], [9, 7, 7, 5]])
+    without_ids = {key: observation[key] for key in ("history", "candidates")}
+    for _ in range(20):  # fresh weights until the unrestricted choice hits a clicked item
+        agent.network = CascadingQNetworks(agent.config)
+        free = agent.act(without_ids)
+        if {0, 2} & set(free[0].tolist()):
+            break
+    assert {0, 2} & set(free[0].tolist()), "no draw picked a clicked item; test is vacuous"
+    slate = agent.act(observation)
+    assert set(slate[0].tolist()) == {1, 3}
+    assert torch.equal(slate[1], free[1])
+    network = agent.network
+    state = network.state(observation["history"].view(2, 2, 3))
+    explored, _ = network.select(state, observation["candidates"].view(2, 4, 3), epsilon=1.0,
+                                 generator=torch.Generator().manual_seed(1),
+                                 excluded=torch.tensor([[True, False, True, False]] * 2))
+    assert set(explored[0].tolist()) == {1, 3}
+
+
+def test_greedy_policy_skips_clicked_items():
+    torch.manual_seed(0)
+    model = GANUserModel(GANUserConfig(feature_dim=3, history=2, hidden=8))
+    observation = _id_observation([[-1, 3], [-1, 3]], [[10, 11, 12], [10, 11, 12]])
+    free = GreedyPolicy(model, 1).act(observation)  # no pool item was clicked
+    rewards = model.reward(model.state(observation["history"].view(2, 2, 3)),
+                           observation["candidates"].view(2, 3, 3))
+    assert torch.equal(free, rewards.argmax(1, keepdim=True))
+    observation["candidate_ids"] = observation["candidate_ids"].scatter(1, free, 3)
+    slate = GreedyPolicy(model, 1).act(observation)  # the best item is now the clicked 3
+    assert (slate != free).all()
+    assert torch.equal(rewards.gather(1, slate)[:, 0], rewards.topk(2, dim=1).values[:, 1])
+
+
+def test_cdqn_training_on_the_gan_env_never_recommends_a_clicked_item():
+    from recgym.envs.gan_user import GANUsers
+
+    torch.manual_seed(0)
+    model = GANUserModel(GANUserConfig(feature_dim=3, history=2, hidden=8))
+    features = torch.rand(6, 3)  # 6 items, pools of 5 drawn with replacement, k = 2
+    users = GANUsers(model, features, slate_size=2, pool_size=5)
+    agent = CascadingDQN(CascadingDQNConfig(feature_dim=3, history=2, slate_size=2, hidden=8))
+    agent.fit(users, CDQNTraining(iterations=8, num_users=32, batch_size=32, warmup=64))
+    from recgym.core.batch import SimulationBatch
+
+    batch = SimulationBatch(users, 256)
+    batch.seed(torch.arange(256))
+    batch.reset()
+    checked = 0
+    for _ in range(5):
+        observation = batch.observe()
+        slate = agent.act(observation)
+        shown = observation["candidate_ids"].gather(1, slate)
+        clicked = (shown[:, :, None] == observation["clicks"][:, None, :]).any(-1)
+        unclicked = (~(observation["candidate_ids"][:, :, None]
+                       == observation["clicks"][:, None, :]).any(-1)).sum(1)
+        enough = unclicked >= 2
+        assert not clicked[enough].any()
+        checked += int((enough & (observation["clicks"] >= 0).any(1)).sum())
+        batch.step(slate)
+    assert checked > 100  # users with a click history and a choice to make
+
+
+def _logged_views() -> PageViews:
+    """Two sessions (users 0 and 1) over 6 one-hot items; the user always clicks 1 or 3."""
+    history = torch.tensor([[-1, -1], [-1, 1], [1, 3], [-1, -1], [-1, 3]])
+    display = torch.tensor([[0, 1, 2, 4], [3, 0, 2, 5], [5, 4, 3, 0], [3, 2, 4, 0],
+                            [4, 0, 1, 5]])
+    choice = torch.tensor([1, 0, 4, 0, 2])  # the third page view has no click
+    return PageViews(history, display, choice, np.array([0, 0, 0, 1, 1]))
+
+
+def test_logged_transitions_follow_the_log():
+    views = _logged_views()
+    data = logged_transitions(views, torch.eye(6), 2, seed=0)
+    features = torch.eye(6)
+    assert torch.equal(data["done"], torch.tensor([0.0, 0.0, 1.0, 0.0, 1.0]))
+    for row in range(5):
+        shown = views.display[row, data["slate"][row]].tolist()
+        clicked = int(views.display[row, views.choice[row]]) if views.choice[row] < 4 else None
+        positive = bool(data["reward"][row] > 0)
+        assert len(set(shown)) == 2 and positive == (clicked in shown)
+        expected = views.history[row].tolist()
+        if positive:
+            expected = expected[1:] + [clicked]
+        assert data["next_clicks"][row].tolist() == expected
+        history = features[torch.tensor(expected).clamp_min(0)] * \
+            (torch.tensor(expected) >= 0)[:, None]
+        assert torch.equal(data["next_history"][row], history.flatten())
+    assert torch.equal(data["next_candidate_ids"][:2], views.display[1:3])
+    assert torch.equal(data["next_candidate_ids"][3], views.display[4])
+    assert data["reward"][2] == -1.0  # no click logged: every slate misses
+    rewards = torch.stack([logged_transitions(views, features, 2, seed=s)["reward"]
+                           for s in range(40)])
+    assert 0.3 < float((rewards[:, [0, 1, 3, 4]] > 0).float().mean()) < 0.7
+    with pytest.raises(ValueError, match="slate_size 4"):
+        logged_transitions(views, features, 4)
+
+
+def test_dqn_off_learns_from_logs_alone():
+    views = _logged_views()
+    many = PageViews(views.history.repeat(40, 1), views.display.repeat(40, 1),
+                     views.choice.repeat(40), np.concatenate([views.user + 2 * copy
+                                                              for copy in range(40)]))
+    data = logged_transitions(many, torch.eye(6), 2, seed=0)
+    agent = CascadingDQN(CascadingDQNConfig(feature_dim=6, history=2, slate_size=2,
+                                            reward="click", hidden=32), seed=0)
+    log = agent.fit_offline(data, CDQNTraining(iterations=150, batch_size=64, gamma=0.0,
+                                               learning_rate=3e-3, seed=0))
+    assert len(log) == 150 and log[-1]["loss"] < log[0]["loss"]
+    pool = torch.tensor([[0, 2, 1, 4, 5], [5, 4, 0, 2, 3]])
+    observation = {"history": torch.zeros(2, 12), "candidates": torch.eye(6)[pool].flatten(1)}
+    shown = pool.gather(1, agent.act(observation))
+    assert ((shown == 1) | (shown == 3)).any(1).all()  # the logged favourites are shown
+    with pytest.raises(ValueError, match="reward='click'"):
+        CascadingDQN(CascadingDQNConfig(feature_dim=6, history=2)).fit_offline(data)
+
+
+def test_lr_click_model_as_a_greedy_policy():
+    views = _logged_views()
+    many = PageViews(views.history.repeat(50, 1), views.display.repeat(50, 1),
+                     views.choice.repeat(50), np.zeros(250, dtype=np.int64))
+    model = LogisticClickModel(6).fit(many, torch.eye(6), epochs=150)  # 1 step each
+    pool = torch.tensor([[0, 2, 1, 4, 5]])
+    observation = {"history": torch.zeros(1, 12), "candidates": torch.eye(6)[pool].flatten(1)}
+    policy = GreedyPolicy(model, 1, name="W&D-LR")
+    assert pool[0, policy.act(observation)[0, 0]] == 1

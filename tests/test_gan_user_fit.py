@@ -168,6 +168,23 @@ def test_cooccurrence_features_follow_shared_users():
     assert torch.all(embedding[4] == 0)
 
 
+
+def test_default_features_append_cooccurrence_to_genres_on_request():
+    from recgym.data import LogDataset
+    from recgym.simulators.gan_user.fit import default_features
+
+    views = PageViews(torch.full((6, 1), -1), torch.tensor([[0, 1]] * 3 + [[2, 3]] * 3),
+                      torch.tensor([0, 1, 0, 0, 1, 2]), np.array([0, 0, 1, 2, 2, 3]))
+    items = pd.DataFrame({"genre_a": [1, 0, 1, 0, 0], "genre_b": [0, 1, 1, 0, 1]})
+    dataset = LogDataset(pd.DataFrame({"session_id": [0], "step": [0], "slate": [[0, 1]],
+                                       "click": [0]}), items=items)
+    plain = default_features(dataset, views)
+    both = default_features(dataset, views, cooccurrence=True)
+    assert plain.shape == (5, 3)  # two genres and popularity
+    assert both.shape[1] > 3 and torch.equal(both[:, :2], plain[:, :2])
+    assert torch.equal(both[:, -1], plain[:, -1])
+    assert torch.allclose(both[:, 2:-1], torch.from_numpy(cooccurrence_features(views, 5)))
+
 def test_session_page_views_use_sessions_as_users():
     from recgym.data.pageviews import session_page_views
     from recgym.data.sessions import SessionData

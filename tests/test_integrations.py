@@ -23,7 +23,12 @@ import torch.distributed as dist
 
 import recgym  # noqa: F401  (registers the envs)
 from recgym.data import LogDataset
-from recgym.integrations.distributed import DataParallel, local_rows, shard_share
+from recgym.integrations.distributed import (
+    DataParallel,
+    is_main_process,
+    local_rows,
+    shard_share,
+)
 from recgym.integrations.rllib import (
     RLlibPolicy,
     RLlibVectorEnv,
@@ -223,6 +228,14 @@ def test_two_gloo_processes_give_the_single_process_loss_curves():
     for name in single:
         np.testing.assert_allclose(results[0][name], single[name], rtol=1e-5, atol=1e-6)
 
+
+
+def test_only_rank_zero_reports(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    assert is_main_process()  # not under torchrun
+    for rank, main in (("0", True), ("1", False), ("3", False)):
+        monkeypatch.setenv("RANK", rank)
+        assert is_main_process() == main
 
 # ----------------------------------------------------------------------------- Minari
 

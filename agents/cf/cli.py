@@ -40,10 +40,15 @@ def add_train_commands(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _quiet(*_: object) -> None:
+    """Print nothing (ranks other than 0 under torchrun)."""
+
+
 def run_train_command(args: argparse.Namespace) -> int:
     """Run ``recgym train``; prints the split, the test metrics and where files went."""
     from agents.cf.train import load_cf_data, parse_overrides, run
     from recgym.data.cf import LIANG_SEED
+    from recgym.integrations.distributed import is_main_process
 
     try:
         overrides = parse_overrides(args.overrides)
@@ -53,7 +58,8 @@ def run_train_command(args: argparse.Namespace) -> int:
                             data_root=args.data_root)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"recgym train: {err}") from None
-    print(f"{data.name}\n{data.summary}")
+    report = print if is_main_process() else _quiet
+    report(f"{data.name}\n{data.summary}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -62,9 +68,9 @@ def run_train_command(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise SystemExit(f"recgym train: {err}") from None
     for name, value in record["test"].items():
-        print(f"test {name}: {value['mean']:.4f} ± {value['sem']:.4f} ({value['users']} users)")
+        report(f"test {name}: {value['mean']:.4f} ± {value['sem']:.4f} ({value['users']} users)")
     stem = f"{args.model}-{data.name}-seed{args.seed}"
-    print(f"train {record['train_seconds']:.1f}s; wrote {out / stem}.pt/.json"
+    report(f"train {record['train_seconds']:.1f}s; wrote {out / stem}.pt/.json"
           + ("/.png" if record["history"] else ""))
     return 0
 

@@ -37,6 +37,11 @@ def torchrun_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def is_main_process() -> bool:
+    """True unless ``torchrun`` started this process with ``RANK`` > 0 (CLI reports once)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @dataclass(frozen=True)
 class DataParallel:
     """This process's place in a data-parallel group and the collectives the fitters need.

@@ -64,24 +64,49 @@ def baseline_precision(name: str, train: PageViews, test: PageViews, features: T
         return _precision(scores, test, ks)
     if name == "lr":
         torch.manual_seed(seed)
+        model = LogisticClickModel(features.shape[1])
+        model.fit(train, features, epochs=epochs, seed=seed)
+        with torch.no_grad():
+            scores = model.item_scores(_features_of(test.history, features),
+                                       features[test.display])
+        return _precision(scores, test, ks)
+    raise ValueError(f"unknown baseline {name!r}; choose from {BASELINES}")
+
+
+class LogisticClickModel(nn.Module):
+    """The ``lr`` click model: a conditional logit over the display set and no click.
+
+    An item's score is linear in its features ``f`` and in ``f * c``, where ``c`` is the
+    mean feature vector of the user's last ``m`` clicks (zeros for missing clicks); the no
+    click option scores 0. Fitted by maximum likelihood of the logged choices. As a policy
+    (``agents.cascading_dqn.GreedyPolicy``) it is Table 3's W&D-LR without the deep part.
+
+    Args:
+        feature_dim: ``d``, item feature size.
+    """
+
+    def __init__(self, feature_dim: int) -> None:
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.linear = nn.Linear(2 * feature_dim, 1)
+
+    def item_scores(self, history: Tensor, candidates: Tensor) -> Tensor:
+        """Scores ``(B, K)`` of candidates ``(B, K, d)`` after clicks ``(B, m, d)``."""
+        context = history.mean(1, keepdim=True)
+        return self.linear(torch.cat([candidates, candidates * context], -1)).squeeze(-1)
+
+    def fit(self, views: PageViews, features: Tensor, *, epochs: int = 10,
+            learning_rate: float = 1e-2, seed: int = 0) -> LogisticClickModel:
+        """Maximum likelihood of the page views' choices (Adam, mini-batches of 512)."""
         generator = torch.Generator().manual_seed(seed)
-        model = nn.Linear(2 * features.shape[1], 1)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-
-        def logits(views: PageViews) -> Tensor:
-            context = _features_of(views.history, features).mean(1, keepdim=True)
-            shown = features[views.display]
-            scores = model(torch.cat([shown, shown * context], -1)).squeeze(-1)
-            return torch.cat([scores, torch.zeros_like(scores[:, :1])], 1)  # no click: 0
-
+        optimizer = torch.optim.Adam(self.parameters(), lr=learning_rate)
         for _ in range(epochs):
-            for index in torch.randperm(len(train), generator=generator).split(512):
-                part = PageViews(train.history[index], train.display[index],
-                                 train.choice[index], train.user[index.numpy()])
-                loss = F.cross_entropy(logits(part), part.choice)
+            for index in torch.randperm(len(views), generator=generator).split(512):
+                scores = self.item_scores(_features_of(views.history[index], features),
+                                          features[views.display[index]])
+                logits = torch.cat([scores, torch.zeros_like(scores[:, :1])], 1)
+                loss = F.cross_entropy(logits, views.choice[index])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-        with torch.no_grad():
-            return _precision(logits(test)[:, :-1], test, ks)
-    raise ValueError(f"unknown baseline {name!r}; choose from {BASELINES}")
+        return self

@@ -446,18 +446,21 @@ def page_view_dataset(data: str, *, root: str | None = None, seed: int = 0,
 
 
 def default_features(dataset: LogDataset, train: PageViews, *, with_year: bool = False,
-                     popularity: bool = True) -> Tensor:
+                     popularity: bool = True, cooccurrence: bool = False) -> Tensor:
     """The benchmark's item features: genre flags, else co-occurrence embeddings; plus popularity.
 
     Genre flags (and the year only if asked, see `item_features`) when the item table has
-    them; session logs have none, so `cooccurrence_features` of the training clicks
-    stand in. The log click count among training page views is appended unless
-    ``popularity`` is False.
+    them, followed by `cooccurrence_features` of the training clicks if ``cooccurrence``;
+    session logs have no genres, so the co-occurrence embeddings stand in. The log click
+    count among training page views is appended unless ``popularity`` is False.
     """
+    num_items = dataset.num_items or len(dataset.items)
     if any(column.startswith("genre_") for column in dataset.items.columns):
         features = item_features(dataset.items, with_year=with_year)
+        if cooccurrence:
+            features = np.concatenate([features, cooccurrence_features(train, num_items)], 1)
     else:
-        features = cooccurrence_features(train, dataset.num_items or len(dataset.items))
+        features = cooccurrence_features(train, num_items)
     if popularity:
         features = with_popularity(features, train)
     return torch.from_numpy(features)

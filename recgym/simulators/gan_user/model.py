@@ -125,6 +125,18 @@ class GANUserModel(nn.Module):
         hidden = F.elu(self.reward_hidden(torch.cat([expanded, features], dim=-1)))
         return self.reward_out(hidden).squeeze(-1)
 
+    @property
+    def feature_dim(self) -> int:
+        """``d``, the item feature size."""
+        return self.config.feature_dim
+
+    def item_scores(self, history: Tensor, features: Tensor) -> Tensor:
+        """``r(s, a)`` of items ``(B, K, d)`` after the last ``m`` clicks ``(B, m, d)``."""
+        if history.shape[1] != self.config.history:
+            raise ValueError(f"this user model reads the last m={self.config.history} clicks, "
+                             f"got a history of {history.shape[1]}")
+        return self.reward(self.state(history), features)
+
     def choice_logits(self, state: Tensor, features: Tensor, shown: Tensor | None = None
                       ) -> Tensor:
         """``eta r`` over the display set and, last, the no-click option: ``(B, K + 1)``.
