@@ -124,7 +124,7 @@ def run_seed(args, seed: int, ml) -> dict:
     test_model, _, test_views = fit_half(halves.test, seed + 1000, features, dataset, args)
     d = features.shape[1]
     click_model = LogisticClickModel(d).fit(train_views, features, seed=seed)
-    out: dict = {"seed": seed, "results": {}, "q": None, "seconds": {}}
+    out: dict = {"seed": seed, "results": {}, "train_results": {}, "q": None, "seconds": {}}
     for k in args.ks:
         train_users = users_of(train_model, features, train_views, k, seed)
         test_users = users_of(test_model, features, test_views, k, seed)
@@ -160,9 +160,10 @@ def run_seed(args, seed: int, ml) -> dict:
         policies["Random"] = RandomPolicy(test_users.num_candidates, k, seed=seed)
         policies["oracle greedy (test model)"] = GreedyPolicy(test_model, k)
         for name, policy in policies.items():
-            result = evaluate_policy(test_users, policy, args.sessions, seed=10_000 * (seed + 1),
-                                     max_steps=HORIZON)
-            out["results"][f"{name}|{k}"] = (result.mean_return / HORIZON, result.ctr)
+            for key, users in (("results", test_users), ("train_results", train_users)):
+                result = evaluate_policy(users, policy, args.sessions,
+                                         seed=10_000 * (seed + 1), max_steps=HORIZON)
+                out[key][f"{name}|{k}"] = (result.mean_return / HORIZON, result.ctr)
         if k == max(args.ks):
             out["q"] = q_consistency(policies["GAN-CDQN"], test_users, 256, seed).tolist()
         print(f"seed {seed} k={k}: " + ", ".join(
@@ -208,6 +209,19 @@ def render(runs: list[dict], command: str, out: Path, ks: list[int], sessions: i
             lines.append(f"| {run['seed']} | {k} | " + " | ".join(f"{r[n]:.3f}" for n in ORDER)
                          + f" | {r['GAN-CDQN'] - r['GAN-Greedy']:+.3f} | "
                          f"{r['GAN-CDQN'] - r['GAN-GDQN']:+.3f} |")
+    lines += ["", "The same policies on the TRAIN user model (the one the RL policies and LinUCB "
+              "learned on; GAN-Greedy is its own greedy policy here), reward per step, mean "
+              "(± std) over seeds, and the per-seed difference to GAN-Greedy:", "",
+              "| model | " + " | ".join(f"k={k} reward | k={k} minus Greedy" for k in ks) + " |",
+              "|---|" + "---|" * (2 * len(ks))]
+    for name in ORDER:
+        cells = []
+        for k in ks:
+            rewards = [run["train_results"][f"{name}|{k}"][0] for run in runs]
+            gaps = [run["train_results"][f"{name}|{k}"][0]
+                    - run["train_results"][f"GAN-Greedy|{k}"][0] for run in runs]
+            cells += [cell(rewards, 3), cell(gaps, 3)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     q = np.concatenate([np.asarray(run["q"]) for run in runs if run["q"] is not None])
     k = q.shape[1]
     lines += ["", f"Figure 5 check (eq. 10), CDQN k={k} on the test model, greedy slates of "
