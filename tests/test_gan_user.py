@@ -160,10 +160,24 @@ def test_reference_click_models():
     users = np.asarray(views.user)
     train, test = views.subset(users % 2 == 0), views.subset(users % 2 == 1)
     chance = {1: 1 / 8, 2: 2 / 8}
-    for name in ("popularity", "iknn", "lr"):
+    for name in ("popularity", "display-ctr", "iknn", "lr"):
         precision = baseline_precision(name, train, test, features)
         assert set(precision) == {1, 2} and 0 <= precision[1] <= precision[2] <= 1
     # the synthetic users' reward has a fixed part <w, f_a>: a linear choice model finds it
     assert baseline_precision("lr", train, test, features)[1] > 2 * chance[1]
     with pytest.raises(ValueError, match="unknown baseline"):
         baseline_precision("svd", train, test, features)
+
+
+def test_display_ctr_divides_clicks_by_displays():
+    from recgym.simulators.gan_user.baselines import baseline_precision
+
+    # every item clicked once; item 0 and 2 shown 4 times, item 3 three times, item 1 once
+    train = PageViews(torch.full((4, 1), -1),
+                      torch.tensor([[0, 1, 2], [0, 2, 3], [0, 2, 3], [0, 3, 2]]),
+                      torch.tensor([1, 0, 1, 1]), np.arange(4))
+    test = PageViews(torch.full((1, 1), -1), torch.tensor([[0, 1, 2]]), torch.tensor([1]),
+                     np.array([9]))
+    features = torch.zeros(4, 1)
+    assert baseline_precision("display-ctr", train, test, features)[1] == 1.0
+    assert baseline_precision("popularity", train, test, features)[1] == pytest.approx(1 / 3)

@@ -5,6 +5,10 @@ item is among the top k, as for the user model itself (ties broken at random, in
 expectation: `recgym.simulators.gan_user.fit.ranked_precision`).
 
 * ``popularity``: how often the item was clicked in training.
+* ``display-ctr``: the item's click rate when displayed in training, ``(clicks + 1) /
+  (displays + 2)``; no user state. It measures how much of a score comes from the way
+  the display sets were built: on MovieLens sets (the rated movie and 39 released near
+  the time) it learns which movies mostly serve as fillers.
 * ``iknn``: item-KNN on co-occurrence: cosine similarity of items' training click
   vectors over users, summed over the user's last ``m`` clicks (dense item x user
   incidence: fine for MovieLens-sized data).
@@ -22,9 +26,9 @@ from torch import Tensor, nn
 
 from recgym.simulators.gan_user.fit import PageViews, _features_of, ranked_precision
 
-BASELINES = ("popularity", "iknn", "lr")
-BASELINE_NAMES = {"popularity": "popularity", "iknn": "IKNN",
-                  "lr": "LR click model (W&D without the deep part)"}
+BASELINES = ("popularity", "display-ctr", "iknn", "lr")
+BASELINE_NAMES = {"popularity": "popularity", "display-ctr": "item CTR in display sets",
+                  "iknn": "IKNN", "lr": "LR click model (W&D without the deep part)"}
 
 
 def _clicked(views: PageViews) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +53,11 @@ def baseline_precision(name: str, train: PageViews, test: PageViews, features: T
     if name == "popularity":
         counts = torch.from_numpy(np.bincount(items, minlength=num_items).astype(np.float32))
         return _precision(counts[test.display], test, ks)
+    if name == "display-ctr":
+        clicks = np.bincount(items, minlength=num_items)
+        displays = np.bincount(train.display.flatten().numpy(), minlength=num_items)
+        rate = torch.from_numpy(((clicks + 1) / (displays + 2)).astype(np.float32))
+        return _precision(rate[test.display], test, ks)
     if name == "iknn":
         _, user_index = np.unique(users, return_inverse=True)
         incidence = torch.zeros(num_items, int(user_index.max()) + 1)
