@@ -18,8 +18,10 @@ from agents.cascading_dqn import (
     GreedyPolicy,
     logged_transitions,
 )
+from recgym.core.batch import SimulationBatch
 from recgym.core.policy import RandomPolicy, distinct
 from recgym.core.simulator import Step
+from recgym.envs.gan_user import GANUsers
 from recgym.evaluation import evaluate_policy
 from recgym.simulators.gan_user.baselines import LogisticClickModel
 from recgym.simulators.gan_user.fit import PageViews
@@ -72,8 +74,6 @@ class TinyUsers:
 
 
 def _shown_items(users: TinyUsers, n: int = 200) -> tuple[dict, torch.Tensor]:
-    from recgym.core.batch import SimulationBatch
-
     batch = SimulationBatch(users, n)
     observation = batch.observe()
     return observation, batch.state["pool"]
@@ -271,16 +271,12 @@ def test_greedy_policy_skips_clicked_items():
 
 
 def test_cdqn_training_on_the_gan_env_never_recommends_a_clicked_item():
-    from recgym.envs.gan_user import GANUsers
-
     torch.manual_seed(0)
     model = GANUserModel(GANUserConfig(feature_dim=3, history=2, hidden=8))
     features = torch.rand(6, 3)  # 6 items, pools of 5 drawn with replacement, k = 2
     users = GANUsers(model, features, slate_size=2, pool_size=5)
     agent = CascadingDQN(CascadingDQNConfig(feature_dim=3, history=2, slate_size=2, hidden=8))
     agent.fit(users, CDQNTraining(iterations=8, num_users=32, batch_size=32, warmup=64))
-    from recgym.core.batch import SimulationBatch
-
     batch = SimulationBatch(users, 256)
     batch.seed(torch.arange(256))
     batch.reset()
