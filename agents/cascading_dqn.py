@@ -473,10 +473,8 @@ class CascadingDQN:
                                 max_episode_steps=training.horizon, device=self.device)
         batch.seed(torch.arange(training.num_users) + training.seed * training.num_users)
         batch.reset()
-        target = copy.deepcopy(self.network)
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=training.learning_rate)
+        learner = _QLearner(self, training)
         replay = ReplayBuffer(training.buffer_size, self.device)
-        updates = 0
         log: list[dict[str, float]] = []
         observation = batch.observe()
         for iteration in tqdm(range(training.iterations), desc=self.name,
@@ -500,11 +498,7 @@ class CascadingDQN:
             losses = []
             if replay.size >= training.warmup:
                 for _ in range(training.updates_per_iteration):
-                    losses.append(self._update(replay.sample(training.batch_size, generator),
-                                               target, optimizer, training))
-                    updates += 1
-                    if updates % training.target_update == 0:
-                        target.load_state_dict(self.network.state_dict())
+                    losses.append(learner.step(replay.sample(training.batch_size, generator)))
             log.append({"iteration": iteration, "epsilon": epsilon,
                         "reward": float(reward.mean()),
                         "ctr": float((clicked >= 0).float().mean()),
@@ -532,21 +526,15 @@ class CascadingDQN:
         torch.manual_seed(training.seed)
         generator = torch.Generator(self.device).manual_seed(training.seed)
         data = {key: value.to(self.device) for key, value in transitions.items()}
-        target = copy.deepcopy(self.network)
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=training.learning_rate)
+        learner = _QLearner(self, training)
         log: list[dict[str, float]] = []
-        updates = 0
         for iteration in tqdm(range(training.iterations), desc="DQN-Off",
                               disable=not training.progress):
             losses = []
             for _ in range(training.updates_per_iteration):
                 index = torch.randint(len(data["reward"]), (training.batch_size,),
                                       generator=generator, device=self.device)
-                losses.append(self._update({key: value[index] for key, value in data.items()},
-                                           target, optimizer, training))
-                updates += 1
-                if updates % training.target_update == 0:
-                    target.load_state_dict(self.network.state_dict())
+                losses.append(learner.step({key: value[index] for key, value in data.items()}))
             log.append({"iteration": iteration, "loss": sum(losses) / len(losses)})
         self.history.extend(log)
         return log
@@ -601,6 +589,25 @@ class CascadingDQN:
         """Load a file written by :meth:`save` (never unpickles arbitrary objects)."""
         return cls.from_checkpoint(torch.load(path, map_location=device, weights_only=True),
                                    device=device)
+
+
+class _QLearner:
+    """An agent's optimiser and target network (re-copied every ``target_update`` steps)."""
+
+    def __init__(self, agent: CascadingDQN, training: CDQNTraining) -> None:
+        self.agent = agent
+        self.training = training
+        self.target = copy.deepcopy(agent.network)
+        self.optimizer = torch.optim.Adam(agent.network.parameters(), lr=training.learning_rate)
+        self.steps = 0
+
+    def step(self, sample: dict[str, Tensor]) -> float:
+        """One gradient step on ``sample`` (:meth:`CascadingDQN._update`); its loss."""
+        loss = self.agent._update(sample, self.target, self.optimizer, self.training)
+        self.steps += 1
+        if self.steps % self.training.target_update == 0:
+            self.target.load_state_dict(self.agent.network.state_dict())
+        return loss
 
 
 class ClickScorer(Protocol):
