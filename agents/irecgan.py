@@ -187,7 +187,7 @@ class IRecGANAgent:
 
     def _adversarial_epochs(self, sessions, user_model, training, generator, optimizers, k,
                             progress) -> None:
-        from recgym.envs.irecgan import IRecGANUsers
+        from recgym.simulators.irecgan import IRecGANUsers
         from recgym.simulators.irecgan.discriminator import discriminator_loss
         from recgym.simulators.irecgan.rollout import generate, sequence_scores
 

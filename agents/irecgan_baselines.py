@@ -153,7 +153,7 @@ class _OfflineTrainer:
 
     def fit(self, sessions: SessionTensors, progress: bool = True) -> _OfflineTrainer:
         """Train on offline sessions (plus U's generated ones when a user model is set)."""
-        from recgym.envs.irecgan import IRecGANUsers
+        from recgym.simulators.irecgan import IRecGANUsers
         from recgym.simulators.irecgan.rollout import generate
 
         training = self.training

@@ -53,8 +53,8 @@ from recgym.data import (
     save_figure,
     split_by_user,
 )
-from recgym.envs.gan_user import GANUsers
 from recgym.evaluation.rollout import evaluate_policy
+from recgym.simulators.gan_user import GANUsers
 from recgym.simulators.gan_user.baselines import LogisticClickModel
 from recgym.simulators.gan_user.fit import (
     GANUserTraining,

@@ -43,9 +43,9 @@ from agents.irecgan import (
     train_irecgan,
 )
 from recgym.data import LogDataset, atomic_write, save_figure
-from recgym.envs.synthetic_mdp import LOGGING_POLICIES, SyntheticMDP, logging_policy
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.simulators.irecgan.fit import SessionTensors, UserModelTraining, fit_user_model
+from recgym.simulators.synthetic_mdp import LOGGING_POLICIES, SyntheticMDP, logging_policy
 
 METHODS = ("LSTM", "LSTMD", "PG", "IRecGAN")
 SIZES = (200, 1000, 10_000)

@@ -47,10 +47,10 @@ from agents.irecgan import (
     train_irecgan,
 )
 from recgym.data import LogDataset, atomic_write, save_figure
-from recgym.envs.synthetic_mdp import SyntheticMDP
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.simulators.irecgan.fit import SessionTensors
 from recgym.simulators.irecgan.model import UserBehaviorModel, UserModelConfig
+from recgym.simulators.synthetic_mdp import SyntheticMDP
 
 METHODS = ("PG-online", "PG-online&offline", "LSTM-offline", "IRecGAN")
 

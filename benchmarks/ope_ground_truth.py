@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recgym.envs.synthetic_mdp import SyntheticMDP, logging_policy
 from recgym.evaluation import collect_logs, evaluate_policy, ope
 from recgym.evaluation.ope_models import SyntheticRewardModel
 from recgym.evaluation.ope_policies import act_on_logs
+from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
 ESTIMATORS = ["dm", "ips", "snips", "dr", "switch-dr", "slate-ips", "iips", "rips", "pi"]
 RESULTS = Path(__file__).parent / "results"

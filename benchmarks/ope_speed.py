@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recgym.envs.synthetic_mdp import SyntheticMDP, logging_policy
 from recgym.evaluation import collect_logs, ope
+from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
 RESULTS = Path(__file__).parent / "results"
 NAMES = ["dm", "ips", "snips", "dr", "switch-dr", "slate-ips", "iips", "rips", "pi"]

@@ -197,8 +197,8 @@ def sb3_curve(total_steps: int, users: int, seed: int):
 def curve(args: argparse.Namespace) -> None:
     """Learning curves of RLlib and SB3 PPO at equal samples, plot and table."""
     from recgym.core import RandomPolicy
-    from recgym.envs.synthetic_mdp import MaxRewardPolicy
     from recgym.evaluation import evaluate_policy
+    from recgym.simulators.synthetic_mdp import MaxRewardPolicy
 
     torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -64,7 +64,7 @@ def make_policy(spec: str, *, num_items: int, slate_size: int, simulator=None,
         if simulator is None or not hasattr(simulator, "world"):
             raise SystemExit(f"policy {spec!r} reads the ground truth of a synthetic world; "
                              "use it with SyntheticMDP-v0 (and the --env-arg of the logs)")
-        from recgym.envs.synthetic_mdp import logging_policy
+        from recgym.simulators.synthetic_mdp import logging_policy
 
         return logging_policy(spec, simulator, seed=seed)
     path = Path(spec)

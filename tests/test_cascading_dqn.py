@@ -21,8 +21,8 @@ from agents.cascading_dqn import (
 from recgym.core.batch import SimulationBatch
 from recgym.core.policy import RandomPolicy, distinct
 from recgym.core.simulator import Step
-from recgym.envs.gan_user import GANUsers
 from recgym.evaluation import evaluate_policy
+from recgym.simulators.gan_user import GANUsers
 from recgym.simulators.gan_user.baselines import LogisticClickModel
 from recgym.simulators.gan_user.fit import PageViews
 from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel

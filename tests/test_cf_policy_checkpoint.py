@@ -12,8 +12,8 @@ import recgym  # noqa: F401  (registers the env ids)
 from agents.cf import CFSFL, EASE, MultDAE, MultVAE, Popularity, RaCT, load_model
 from agents.cf.checkpoint import FORMAT
 from recgym.core import Policy
-from recgym.envs.synthetic_mdp import SyntheticMDP
 from recgym.evaluation import evaluate_policy
+from recgym.simulators.synthetic_mdp import SyntheticMDP
 
 TINY = dict(hidden_dims=(16,), latent_dim=4, batch_size=16)
 N_ITEMS = 50
@@ -126,7 +126,8 @@ def test_load_rejects_foreign_files(tmp_path):
         load_model(path)
 
 
-@pytest.mark.parametrize(("env_id", "key"), [("IRecGAN-v0", "clicks"), ("RecSimu-v0", "items")])
+@pytest.mark.parametrize(("env_id", "key"),
+                         [("IRecGAN-v0", "clicks"), ("RecSimu-v0", "recent_items")])
 def test_policy_runs_in_learned_simulator_envs(env_id, key):
     env = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
     sim = env.unwrapped.simulator

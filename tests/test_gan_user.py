@@ -110,7 +110,7 @@ def env_checkpoint_path(tmp_path_factory):
 
 def test_env_choices_follow_the_model(env_checkpoint_path):
     from recgym.core import UserRandom
-    from recgym.envs.gan_user import GANUsers
+    from recgym.simulators.gan_user import GANUsers
 
     users = GANUsers.from_checkpoint(env_checkpoint_path, slate_size=3)
     batch = 30_000
@@ -136,7 +136,7 @@ def test_env_passes_checkers_and_refuses_bad_checkpoints(env_checkpoint_path, tm
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    from recgym.envs.gan_user import GANUsers
+    from recgym.simulators.gan_user import GANUsers
 
     env = gym.make("GANUserModel-v0", checkpoint=env_checkpoint_path, slate_size=3)
     check_env(env.unwrapped, skip_render_check=True)

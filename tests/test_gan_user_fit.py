@@ -230,7 +230,7 @@ def test_env_users_of_an_l2_model_choose_by_its_projection():
     from dataclasses import replace
 
     from recgym.core import UserRandom
-    from recgym.envs.gan_user import GANUsers
+    from recgym.simulators.gan_user import GANUsers
 
     torch.manual_seed(0)
     config = GANUserConfig(feature_dim=3, history=1, hidden=8, regularizer="l2", eta=10.0)

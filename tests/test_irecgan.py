@@ -10,11 +10,11 @@ import torch
 from recgym.cli import main
 from recgym.core import UserRandom
 from recgym.data import LogDataset
-from recgym.envs.irecgan import IRecGANUsers
-from recgym.envs.synthetic_mdp import SyntheticMDP, logging_policy
 from recgym.evaluation import collect_logs
+from recgym.simulators.irecgan import IRecGANUsers
 from recgym.simulators.irecgan.fit import SessionTensors, UserModelTraining, fit_user_model
 from recgym.simulators.irecgan.model import UserBehaviorModel, UserModelConfig
+from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
 SMALL = {"embedding_dim": 16, "hidden_size": 32, "num_layers": 1}
 

@@ -7,13 +7,13 @@ import torch
 
 from recgym.core import RandomPolicy, UserRandom
 from recgym.data import LogDataset
-from recgym.envs.irecgan import IRecGANUsers
-from recgym.envs.synthetic_mdp import SyntheticMDP, logging_policy
 from recgym.evaluation import collect_logs
+from recgym.simulators.irecgan import IRecGANUsers
 from recgym.simulators.irecgan.discriminator import SequenceDiscriminator, discriminator_loss
 from recgym.simulators.irecgan.fit import SessionTensors
 from recgym.simulators.irecgan.model import UserBehaviorModel, UserModelConfig
 from recgym.simulators.irecgan.rollout import generate, sequence_scores, state_after_clicks
+from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
 
 @pytest.fixture(scope="module")

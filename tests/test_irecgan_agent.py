@@ -14,9 +14,9 @@ from agents.irecgan import (
 )
 from recgym.core import RandomPolicy
 from recgym.data import LogDataset
-from recgym.envs.synthetic_mdp import SyntheticMDP, logging_policy
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.simulators.irecgan.fit import SessionTensors, UserModelTraining, fit_user_model
+from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,10 @@ from agents.irecgan import (
 )
 from recgym.core import RandomPolicy
 from recgym.data import LogDataset
-from recgym.envs.synthetic_mdp import SyntheticMDP, logging_policy
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.simulators.irecgan.fit import SessionTensors
 from recgym.simulators.irecgan.model import UserBehaviorModel, UserModelConfig
+from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from recgym.core import RandomPolicy
-from recgym.envs.synthetic_mdp import MaxRewardPolicy, SyntheticMDP, logging_policy
 from recgym.evaluation import collect_logs, ope, ope_estimators
 from recgym.evaluation.ope_models import SyntheticRewardModel
 from recgym.evaluation.ope_policies import act_on_logs, observations_from_logs
+from recgym.simulators.synthetic_mdp import MaxRewardPolicy, SyntheticMDP, logging_policy
 
 ALL_LOG_ESTIMATORS = ["dm", "ips", "snips", "dr", "switch-dr", "slate-ips", "iips", "rips", "pi"]
 

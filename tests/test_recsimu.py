@@ -10,7 +10,7 @@ import torch
 
 from recgym.cli import main
 from recgym.core import UserRandom
-from recgym.envs.recsimu import RecSimuUsers
+from recgym.simulators.recsimu import RecSimuUsers
 from recgym.simulators.recsimu.data import BrowsingSequences, make_tuples, split_last_tuples
 from recgym.simulators.recsimu.fit import RecSimuTraining, fit_recsimu
 from recgym.simulators.recsimu.model import RecSimu, RecSimuConfig, discriminator_loss
@@ -113,8 +113,8 @@ def test_env_feedback_follows_the_discriminator(fitted):
     assert abs(observed - expected) < 4.5 * np.sqrt(expected * (1 - expected) / batch)
     assert torch.equal(out.reward, out.info["feedback"][:, 0].float())
     # the state shifts: the shown item enters last, the oldest leaves
-    assert torch.equal(out.state["items"][:, -1], action[:, 0])
-    assert torch.equal(out.state["items"][:, :-1], start["items"][:, 1:])
+    assert torch.equal(out.state["recent_items"][:, -1], action[:, 0])
+    assert torch.equal(out.state["recent_items"][:, :-1], start["recent_items"][:, 1:])
 
 
 def test_env_runs_and_checks_with_a_fitted_checkpoint(fitted):
@@ -124,14 +124,14 @@ def test_env_runs_and_checks_with_a_fitted_checkpoint(fitted):
     env = gym.make("RecSimu-v0", checkpoint=path)
     check_env(env.unwrapped, skip_render_check=True)
     obs, _ = env.reset(seed=0)
-    assert obs["items"].shape == (6,) and isinstance(env.action_space, gym.spaces.Discrete)
+    assert obs["recent_items"].shape == (6,) and isinstance(env.action_space, gym.spaces.Discrete)
     obs, reward, terminated, truncated, info = env.step(4)
-    assert obs["items"][-1] == 4 and reward in (0.0, 1.0) and not terminated
+    assert obs["recent_items"][-1] == 4 and reward in (0.0, 1.0) and not terminated
     slate_env = gym.make_vec("RecSimuSlate-v0", num_envs=8, checkpoint=path, slate_size=3,
                              vectorization_mode="vector_entry_point")
     slate_env.reset(seed=0)
     obs, reward, *_ = slate_env.step(np.tile([1, 2, 3], (8, 1)))
-    assert obs["items"][:, -3:].tolist() == [[1, 2, 3]] * 8 and reward.max() <= 3
+    assert obs["recent_items"][:, -3:].tolist() == [[1, 2, 3]] * 8 and reward.max() <= 3
 
 
 def test_bad_input_is_refused_clearly(fitted, tmp_path):
@@ -165,7 +165,7 @@ def test_fit_command_on_a_log_file(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "AUC" in printed and out.exists()
     env = gym.make("RecSimu-v0", checkpoint=out)
-    assert env.reset(seed=1)[0]["items"].shape == (4,)
+    assert env.reset(seed=1)[0]["recent_items"].shape == (4,)
 
 
 def test_baselines_learn_an_item_rule_and_random_does_not():

@@ -8,7 +8,9 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
+from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import recgym
@@ -140,3 +142,40 @@ def test_vector_user_i_matches_single_env_seeded_s_plus_i(env_id):
             events.append((obs, reward, terminated, truncated))
         assert _same(tuple(events), tuple(vector_events[i]))
     assert restarts > 0, "the test should cover at least one autoreset"
+
+
+# attribute names a Dict observation key must not shadow: SB3's CombinedExtractor keeps one
+# sub-network per key in an nn.ModuleDict, RLlib and others keep per-key state in dicts
+_RESERVED_KEYS = {name for owner in (torch.nn.ModuleDict, dict) for name in dir(owner)}
+
+
+def _observation_keys(space: gym.Space) -> list[str]:
+    return list(space.spaces) if isinstance(space, gym.spaces.Dict) else []
+
+
+@pytest.mark.parametrize("env_id", RECGYM_IDS)
+def test_observation_keys_do_not_shadow_container_attributes(env_id):
+    env = gym.make(env_id)
+    simulator = env.unwrapped.simulator
+    keys = set(simulator.observation_spaces()) | set(_observation_keys(env.observation_space))
+    assert not keys & _RESERVED_KEYS, f"{env_id} observation keys {sorted(keys & _RESERVED_KEYS)}"
+
+
+def test_reserved_key_check_can_fail():
+    assert {"items", "keys", "values", "update"} <= _RESERVED_KEYS
+
+
+@pytest.mark.parametrize("env_id", RECGYM_IDS)
+def test_sb3_algorithms_build_and_update_on_plain_gym_make(env_id):
+    env = gym.make(env_id)
+    policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) \
+        else "MlpPolicy"
+    models = [PPO(policy, env, n_steps=16, batch_size=16, n_epochs=1, device="cpu", seed=0),
+              A2C(policy, env, n_steps=8, device="cpu", seed=0)]
+    if isinstance(env.action_space, gym.spaces.Discrete):
+        models.append(DQN(policy, env, learning_starts=8, buffer_size=64, batch_size=8,
+                          train_freq=4, device="cpu", seed=0))
+    for model in models:
+        model.learn(32)
+        action, _ = model.predict(env.observation_space.sample(), deterministic=True)
+        assert env.action_space.contains(action), (env_id, type(model).__name__)

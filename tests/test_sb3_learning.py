@@ -7,8 +7,8 @@ from stable_baselines3 import PPO
 
 from recgym.core import RandomPolicy, SB3Policy
 from recgym.core.sb3 import make_sb3_vec_env
-from recgym.envs.synthetic_mdp import SyntheticMDP
 from recgym.evaluation import evaluate_policy
+from recgym.simulators.synthetic_mdp import SyntheticMDP
 
 
 def test_ppo_beats_random_policy():

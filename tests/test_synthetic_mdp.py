@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from recgym.core import RandomPolicy, UserRandom
-from recgym.envs.synthetic_mdp import (
+from recgym.evaluation import collect_logs, evaluate_policy
+from recgym.simulators.synthetic_mdp import (
     MaxRewardPolicy,
     MixRewardPolicy,
     SyntheticMDP,
     SyntheticWorld,
     logging_policy,
 )
-from recgym.evaluation import collect_logs, evaluate_policy
 
 USERS = 200_000
 

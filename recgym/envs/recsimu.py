@@ -23,124 +23,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
 import torch
-from torch import Tensor
 
 from recgym.core.env import RecEnv, RecVectorEnv
-from recgym.core.simulator import Randomness, State, Step
-from recgym.envs.checkpoints import load_env_checkpoint
-from recgym.simulators.recsimu.model import RecSimu
+from recgym.simulators.recsimu.users import RecSimuUsers
 
-DEFAULT_CHECKPOINT = "recsimu-ml-latest-small.pt"
-
-
-class RecSimuUsers:
-    """Batched RecSimu users (implements ``UserSimulator``).
-
-    Args:
-        model: a fitted :class:`~recgym.simulators.recsimu.model.RecSimu`.
-        start_items: int64 ``(S, N)`` logged states sessions may start from.
-        start_feedback: int64 ``(S, N)`` their feedback.
-        slate_size: items shown per step.
-        rewards: reward of each feedback class (default: 0 for class 0, 1 for class 1,
-            ``purchase_reward`` for class 2).
-        purchase_reward: reward of class 2 when ``rewards`` is not given.
-        device: where the simulation runs.
-    """
-
-    def __init__(self, model: RecSimu, start_items: Tensor, start_feedback: Tensor, *,
-                 slate_size: int = 1, rewards: Sequence[float] | None = None,
-                 purchase_reward: float = 1.0, device: torch.device | str = "cpu") -> None:
-        config = model.config
-        if start_items.ndim != 2 or start_items.shape[1] != config.state_length:
-            raise ValueError(f"start states must have shape (S, {config.state_length}) for this "
-                             f"model (N = {config.state_length}), got {tuple(start_items.shape)}")
-        if start_items.shape != start_feedback.shape or len(start_items) == 0:
-            raise ValueError("start_items and start_feedback must be non-empty and equal-shaped")
-        if not 1 <= slate_size <= config.num_items:
-            raise ValueError(f"slate_size must be between 1 and {config.num_items}, "
-                             f"got {slate_size}")
-        if rewards is None:
-            rewards = [0.0, 1.0, purchase_reward][: config.num_feedback] + \
-                [purchase_reward] * max(config.num_feedback - 3, 0)
-        if len(rewards) != config.num_feedback:
-            raise ValueError(f"rewards needs one value per feedback class ({config.num_feedback}),"
-                             f" got {len(rewards)}")
-        model.embed(start_items)  # refuses states from another catalogue
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval().requires_grad_(False)
-        self.num_items = config.num_items
-        self.num_feedback = config.num_feedback
-        self.state_length = config.state_length
-        self.slate_size = slate_size
-        self.start_items = start_items.to(self.device)
-        self.start_feedback = start_feedback.to(self.device)
-        self.rewards = torch.tensor(rewards, dtype=torch.float32, device=self.device)
-
-    @torch.no_grad()
-    def reset(self, batch_size: int, rng: Randomness) -> State:
-        """Start from logged states drawn uniformly, encoding them with the discriminator."""
-        pick = (rng.uniform(1)[:, 0] * len(self.start_items)).long()
-        pick = pick.clamp(max=len(self.start_items) - 1)
-        items, feedback = self.start_items[pick], self.start_feedback[pick]
-        encoder = self.model.discriminator.encoder
-        return {"items": items, "feedback": feedback,
-                "hidden": encoder(self.model.item_vectors[items], feedback)}
-
-    @torch.no_grad()
-    def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
-        """Feedback on every shown item, reward, and the shifted state."""
-        batch, k = slate.shape
-        vectors = self.model.item_vectors[slate]
-        hidden = state["hidden"]
-        logits = self.model.discriminator.logits_from_encoding(
-            hidden.repeat_interleave(k, dim=0), vectors.reshape(batch * k, -1))
-        cumulative = self.model.feedback_probabilities(logits).cumsum(1).view(batch, k, -1)
-        draws = rng.uniform(k)[:, :, None]
-        feedback = (cumulative[:, :, :-1] <= draws).sum(-1)
-        encoder = self.model.discriminator.encoder
-        for position in range(k):
-            hidden = encoder.advance(hidden, vectors[:, position], feedback[:, position])
-        positive = feedback >= 1
-        first = positive.to(torch.int8).argmax(1)
-        clicked = torch.where(positive.any(1), slate.gather(1, first[:, None])[:, 0], -1)
-        return Step(
-            state={"items": torch.cat([state["items"], slate], 1)[:, -self.state_length:],
-                   "feedback": torch.cat([state["feedback"], feedback], 1)[:,
-                                                                            -self.state_length:],
-                   "hidden": hidden},
-            reward=self.rewards[feedback].sum(1),
-            clicked=clicked,
-            terminated=torch.zeros(batch, dtype=torch.bool, device=self.device),
-            info={"feedback": feedback},
-        )
-
-    def observe(self, state: State) -> dict[str, Tensor]:
-        """The last ``N`` items and their feedback (the paper's state)."""
-        return {"items": state["items"], "feedback": state["feedback"]}
-
-    def observation_spaces(self) -> dict[str, gym.Space]:
-        """Single-user spaces of the observation keys."""
-        n = self.state_length
-        return {"items": gym.spaces.MultiDiscrete(np.full(n, self.num_items, dtype=np.int64)),
-                "feedback": gym.spaces.MultiDiscrete(np.full(n, self.num_feedback,
-                                                             dtype=np.int64))}
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path | None = None, **kwargs) -> RecSimuUsers:
-        """Users of a checkpoint written by ``recgym fit recsimu`` (None: the shipped one)."""
-        loaded = load_env_checkpoint(checkpoint, DEFAULT_CHECKPOINT, "RecSimu",
-                                     "recgym fit recsimu")
-        model = RecSimu.from_checkpoint(loaded)
-        if "start_items" not in loaded:
-            raise ValueError("this RecSimu checkpoint holds no start states")
-        return cls(model, loaded["start_items"],
-                   loaded["start_feedback"], **kwargs)
-
-
-_KEYS = ("items", "feedback")
+_KEYS = ("recent_items", "feedback")
 
 
 class RecSimuEnv(RecEnv):
@@ -163,7 +51,7 @@ class RecSimuEnv(RecEnv):
 
     | key | shape | dtype | range | meaning |
     |---|---|---|---|---|
-    | items | (N,) | int64 | 0 .. n_items-1 | last N browsed items, oldest first |
+    | recent_items | (N,) | int64 | 0 .. n_items-1 | last N browsed items, oldest first |
     | feedback | (N,) | int64 | 0 .. K-1 | feedback class on each |
 
     ## Rewards

@@ -251,7 +251,7 @@ class CountClickSimulator:
 
     def observation_spaces(self) -> dict[str, gym.Space]:
         """Single-user spaces of the observation keys (those of the synthetic MDP)."""
-        from recgym.envs.synthetic_mdp import observation_spaces
+        from recgym.simulators.synthetic_mdp import observation_spaces
 
         return observation_spaces(self.history_length, self.num_items, self.num_states)
 

@@ -131,7 +131,7 @@ def is_deterministic(policy) -> bool:
     True for pi_max and for objects with a true ``deterministic`` attribute (e.g.
     :class:`~recgym.core.policy.SB3Policy` acting greedily).
     """
-    from recgym.envs.synthetic_mdp import MaxRewardPolicy
+    from recgym.simulators.synthetic_mdp import MaxRewardPolicy
 
     if isinstance(policy, MaxRewardPolicy):
         return True
@@ -244,7 +244,7 @@ def policy_probabilities(policy, observation: dict[str, np.ndarray], slates: np.
         TargetProbabilityError: the policy gives no slate probabilities; the message says
             why and which estimators remain usable.
     """
-    from recgym.envs.synthetic_mdp import MaxRewardPolicy, MixRewardPolicy
+    from recgym.simulators.synthetic_mdp import MaxRewardPolicy, MixRewardPolicy
 
     slates = np.asarray(slates, dtype=np.int64)
     if slates.ndim != 2:

@@ -1,0 +1,137 @@
+"""Batched users of IRecGAN's user model U: the ``UserSimulator`` behind ``IRecGAN-v0``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from recgym.core.policy import repeated_positions
+from recgym.core.simulator import Randomness, State, Step
+from recgym.simulators.checkpoints import load_env_checkpoint
+from recgym.simulators.irecgan.discriminator import SequenceDiscriminator
+from recgym.simulators.irecgan.model import UserBehaviorModel
+
+DEFAULT_CHECKPOINT = "irecgan-user-synthetic-mdp.pt"
+
+
+class IRecGANUsers:
+    """Batched users of a fitted U (implements ``UserSimulator``).
+
+    Args:
+        model: the fitted user behaviour model.
+        slate_size: items per slate ``k``.
+        history_length: recent clicks the agent observes.
+        discriminator: a trained sequence discriminator D; its score of the trajectory so
+            far is then reported in ``info["discriminator_score"]`` every step (D's GRU
+            state is carried along, so the cost is one GRU step).
+        device: where the simulation runs.
+    """
+
+    def __init__(self, model: UserBehaviorModel, *, slate_size: int = 10,
+                 history_length: int = 10, discriminator: SequenceDiscriminator | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        config = model.config
+        if not 1 <= slate_size <= config.num_items:
+            raise ValueError(f"slate_size must be between 1 and {config.num_items}, "
+                             f"got {slate_size}")
+        if history_length < 1:
+            raise ValueError(f"history_length must be >= 1, got {history_length}")
+        self.device = torch.device(device)
+        # the model may still be training (IRecGAN updates U adversarially): no mode or
+        # gradient flags are changed here; every method runs under no_grad
+        self.model = model.to(self.device)
+        self.num_items = config.num_items
+        self.slate_size = slate_size
+        self.history_length = history_length
+        self.lstm = config.cell == "lstm"
+        with torch.no_grad():
+            start = torch.full((1, 1), model.start_token, device=self.device)
+            output, memory = model.states(start)
+        self._start_output = output[:, 0]
+        memory = memory if self.lstm else (memory, torch.zeros_like(memory))
+        self._start_memory = tuple(m.transpose(0, 1) for m in memory)  # (1, layers, hidden)
+        self.discriminator = None if discriminator is None else discriminator.to(self.device)
+
+    @torch.no_grad()
+    def reset(self, batch_size: int, rng: Randomness) -> State:
+        """Every session starts from U's start state with no click yet."""
+        hidden, cell = (m.expand(batch_size, -1, -1) for m in self._start_memory)
+        state = {"output": self._start_output.expand(batch_size, -1), "hidden": hidden,
+                 "cell": cell,
+                 "history": torch.full((batch_size, self.history_length), self.num_items,
+                                       dtype=torch.int64, device=self.device)}
+        if self.discriminator is not None:
+            state["d_hidden"] = torch.zeros(batch_size, self.discriminator.rnn.hidden_size,
+                                            device=self.device)
+        return state
+
+    @torch.no_grad()
+    def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
+        """Click or leave (eq. 1), reward of the click (eq. 2), next RNN state."""
+        model, k = self.model, slate.shape[1]
+        logits = model.click_logits(state["output"], slate)
+        logits[:, :k] = logits[:, :k].masked_fill(repeated_positions(slate), -float("inf"))
+        cumulative = torch.softmax(logits, dim=1).cumsum(1)
+        uniforms = rng.uniform(2)
+        position = (cumulative[:, :-1] <= uniforms[:, :1]).sum(1)
+        clicked_any = position < k
+        item = slate.gather(1, position.clamp(max=k - 1)[:, None])[:, 0]
+        reward_probability = torch.sigmoid(model.reward_logit(state["output"], item))
+        reward = (clicked_any & (uniforms[:, 1] < reward_probability)).to(torch.float32)
+        memory = (state["hidden"].transpose(0, 1).contiguous(),
+                  state["cell"].transpose(0, 1).contiguous())
+        output, memory = model.states(item[:, None], memory if self.lstm else memory[0])
+        hidden, cell = memory if self.lstm else (memory, state["cell"].transpose(0, 1))
+        keep = ~clicked_any
+        history = torch.cat([state["history"][:, 1:], item[:, None]], dim=1)
+        clicked = torch.where(clicked_any, item, -1)
+        next_state = {"output": torch.where(keep[:, None], state["output"], output[:, 0]),
+                      "hidden": torch.where(keep[:, None, None], state["hidden"],
+                                            hidden.transpose(0, 1)),
+                      "cell": torch.where(keep[:, None, None], state["cell"],
+                                          cell.transpose(0, 1)),
+                      "history": torch.where(keep[:, None], state["history"], history)}
+        info = {"reward_probability": torch.where(clicked_any, reward_probability, 0.0)}
+        if self.discriminator is not None:
+            features = self.discriminator.step_features(slate, clicked, reward)
+            next_state["d_hidden"], info["discriminator_score"] = self.discriminator.advance(
+                state["d_hidden"], features)
+        return Step(state=next_state, reward=reward, clicked=clicked, terminated=keep,
+                    info=info)
+
+    def observe(self, state: State) -> dict[str, Tensor]:
+        """The recent clicks, oldest first (``n`` = none yet), as a recommender sees them."""
+        return {"clicks": state["history"]}
+
+    def observation_spaces(self) -> dict[str, gym.Space]:
+        """Single-user spaces of the observation keys."""
+        return {"clicks": gym.spaces.MultiDiscrete(
+            np.full(self.history_length, self.num_items + 1, dtype=np.int64))}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path | None = None,
+                        discriminator: str | Path | None = None, **kwargs) -> IRecGANUsers:
+        """Users of a checkpoint from ``recgym fit irecgan-user`` (None: the shipped one).
+
+        ``discriminator``: a ``discriminator.pt`` from ``recgym fit irecgan``, for
+        ``info["discriminator_score"]``.
+        """
+        loaded = load_env_checkpoint(checkpoint, DEFAULT_CHECKPOINT, "IRecGAN user-model",
+                                     "recgym fit irecgan-user")
+        model = UserBehaviorModel.from_checkpoint(loaded)
+        judge = None
+        if discriminator is not None:
+            saved = torch.load(discriminator, map_location="cpu", weights_only=True)
+            if saved.get("kind") != "irecgan-discriminator":
+                raise ValueError(f"{discriminator} is not an IRecGAN discriminator checkpoint")
+            judge = SequenceDiscriminator(model.config.num_items,
+                                          saved["state_dict"]["embedding.weight"].shape[1],
+                                          saved["state_dict"]["readout.weight"].shape[1])
+            judge.load_state_dict(saved["state_dict"])
+        return cls(model, discriminator=judge, **kwargs)
+
+

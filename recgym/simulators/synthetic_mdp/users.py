@@ -1,0 +1,166 @@
+"""The synthetic m-state MDP of IRecGAN sec. 7.1 as a batched ``UserSimulator`` (a known world).
+
+The readings of the paper chosen here are listed in the manual of ``SyntheticMDP-v0``
+(:mod:`recgym.envs.synthetic_mdp`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from recgym.core.policy import repeated_positions
+from recgym.core.simulator import Randomness, State, Step
+
+
+def observation_spaces(history_length: int, num_items: int, num_states: int
+                       ) -> dict[str, gym.Space]:
+    """The MDP's observation: recent clicks (``num_items`` = none yet) and the true state."""
+    return {
+        "clicks": gym.spaces.MultiDiscrete(np.full(history_length, num_items + 1,
+                                                   dtype=np.int64)),
+        "true_state": gym.spaces.Discrete(num_states),
+    }
+
+
+@dataclass(frozen=True)
+class SyntheticWorld:
+    """The ground truth of one synthetic MDP.
+
+    Attributes:
+        rewards: float ``(m, n)``, ``r(item | state)`` in [0, 1].
+        transition: float ``(n, m, m)``, ``P(next_state | item, state)``; rows sum to 1.
+    """
+
+    rewards: Tensor
+    transition: Tensor
+
+    @classmethod
+    def random(cls, num_states: int, num_items: int, seed: int) -> SyntheticWorld:
+        """Rewards ~ U(0, 1) and Dirichlet(1) transition rows, drawn from ``seed``."""
+        generator = torch.Generator().manual_seed(seed)
+        rewards = torch.rand(num_states, num_items, generator=generator, dtype=torch.float64)
+        exponentials = -torch.log1p(-torch.rand(num_items, num_states, num_states,
+                                                generator=generator, dtype=torch.float64))
+        transition = exponentials / exponentials.sum(-1, keepdim=True)
+        return cls(rewards.float(), transition.float())
+
+    @property
+    def num_states(self) -> int:
+        """Number of states ``m``."""
+        return self.rewards.shape[0]
+
+    @property
+    def num_items(self) -> int:
+        """Number of items ``n``."""
+        return self.rewards.shape[1]
+
+
+class SyntheticMDP:
+    """Batched simulator of the synthetic MDP (implements ``UserSimulator``).
+
+    Args:
+        num_states: ``m`` (including the start state s0 = 0).
+        num_items: ``n``.
+        slate_size: ``k``.
+        history_length: how many recent clicks the agent observes.
+        world_seed: seed of the random world (P, r).
+        world: a given world instead of a random one.
+        device: where the simulation runs.
+    """
+
+    def __init__(self, num_states: int = 10, num_items: int = 50, slate_size: int = 10, *,
+                 history_length: int = 10, world_seed: int = 0,
+                 world: SyntheticWorld | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        if world is not None:
+            num_states, num_items = world.num_states, world.num_items
+        if num_states < 1:
+            raise ValueError(f"num_states (m) must be >= 1, got {num_states}")
+        if num_items < 1:
+            raise ValueError(f"num_items (n) must be >= 1, got {num_items}")
+        if not 1 <= slate_size <= num_items:
+            raise ValueError(f"slate_size (k) must be between 1 and num_items={num_items}, "
+                             f"got {slate_size}: a slate shows k distinct items of n")
+        if history_length < 1:
+            raise ValueError(f"history_length must be >= 1, got {history_length}")
+        self.world = world or SyntheticWorld.random(num_states, num_items, world_seed)
+        self.num_states = num_states
+        self.num_items = num_items
+        self.slate_size = slate_size
+        self.history_length = history_length
+        self.device = torch.device(device)
+        self._rewards_flat = self.world.rewards.reshape(-1).to(self.device)
+        self._cumulative_transition = (
+            self.world.transition.cumsum(-1).reshape(num_items * num_states, num_states)
+            .to(self.device)
+        )
+
+    @property
+    def no_click(self) -> int:
+        """Padding id in the click history: no click yet."""
+        return self.num_items
+
+    def reset(self, batch_size: int, rng: Randomness) -> State:
+        """Every session starts in s0 with an empty click history."""
+        return {
+            "state": torch.zeros(batch_size, dtype=torch.int64, device=self.device),
+            "history": torch.full((batch_size, self.history_length), self.no_click,
+                                  dtype=torch.int64, device=self.device),
+        }
+
+    def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
+        """Sample click candidate, Bernoulli success and transition for every user."""
+        current, history = state["state"], state["history"]
+        reward = self._rewards_flat.take(current[:, None] * self.num_items + slate)
+        # A repeated item is shown once: each of its c copies carries 1/c of its weight,
+        # which leaves the distribution over distinct items exactly as without repeats.
+        weight = reward / self._multiplicity(slate)
+        click_mass = (weight * reward).cumsum(1)
+        uniforms = rng.uniform(2)
+        threshold = uniforms[:, :1] * weight.sum(1, keepdim=True)
+        position = torch.searchsorted(click_mass, threshold, right=True).squeeze(1)
+        success = position < self.slate_size
+        item = slate.gather(1, position.clamp(max=self.slate_size - 1)[:, None]).squeeze(1)
+        rows = self._cumulative_transition.index_select(0, item * self.num_states + current)
+        next_state = torch.searchsorted(rows, uniforms[:, 1:].contiguous(), right=True).squeeze(1)
+        next_history = torch.cat([history[:, 1:], item[:, None]], dim=1)
+        return Step(
+            state={
+                "state": torch.where(success, next_state.clamp(max=self.num_states - 1), current),
+                "history": torch.where(success[:, None], next_history, history),
+            },
+            reward=success.to(torch.float32),
+            clicked=torch.where(success, item, -1),
+            terminated=~success,
+        )
+
+    def _multiplicity(self, slate: Tensor) -> Tensor:
+        """How many times each slate entry's item occurs in its slate, float ``(B, k)``."""
+        ones = torch.ones(slate.shape, dtype=torch.float32, device=slate.device)
+        counts = torch.zeros(slate.shape[0], self.num_items, device=slate.device)
+        return counts.scatter_add_(1, slate, ones).gather(1, slate)
+
+    def observe(self, state: State) -> dict[str, Tensor]:
+        """The recent clicks (what a recommender sees) and the true state (privileged)."""
+        return {"clicks": state["history"], "true_state": state["state"]}
+
+    def observation_spaces(self) -> dict[str, gym.Space]:
+        """Single-user spaces of the observation keys."""
+        return observation_spaces(self.history_length, self.num_items, self.num_states)
+
+    def true_item_rewards(self, state: State) -> Tensor:
+        """``r(item | s)`` for each user's current state, ``(B, n)``."""
+        return self.world.rewards.to(self.device)[state["state"]]
+
+    def click_probabilities(self, state: State, slate: Tensor) -> Tensor:
+        """Exact ``P(click slate[j])`` for each position, ``(B, k)`` (reference for tests)."""
+        reward = self.world.rewards.to(self.device)[state["state"][:, None], slate]
+        reward = reward.masked_fill(repeated_positions(slate), 0.0)
+        return reward * reward / reward.sum(1, keepdim=True)
+
+
