@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
+from recgym.cli import main
 from recgym.data import LogDataset, describe_logs
-from recgym.data.cli import add_data_commands
 
 
 def run(argv, capsys):
-    parser = argparse.ArgumentParser(prog="recgym")
-    add_data_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        code = args.func(args)
-    except SystemExit as stop:
-        code = stop.code
+    """Exit status, stdout and stderr of ``recgym ARGV`` run in this process."""
+    code = main(argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -51,13 +45,13 @@ def test_info_on_bad_log_reports_problem(tmp_path, capsys):
     bad["slate"] = bad["slate"].map(lambda s: " ".join(map(str, s)))
     bad.to_csv(tmp_path / "bad.csv", index=False)
     code, out, err = run(["data", "info", str(tmp_path / "bad.csv")], capsys)
-    assert code == 1 and out == ""
+    assert code == 2 and out == "" and err.startswith("recgym: error: ")
     assert "column 'click'" in err and "click=7" in err and "fix:" in err
 
 
 def test_info_unknown_target(capsys):
     code, _, err = run(["data", "info", "no-such-dataset"], capsys)
-    assert code == 1 and "known:" in err
+    assert code == 2 and "known:" in err
 
 
 FOLDERS = {
@@ -100,18 +94,18 @@ def test_describe_logs_accepts_frames():
 
 def test_module_entry_point(tmp_path):
     LogDataset(small_log()).save(tmp_path / "l.parquet")
-    proc = subprocess.run([sys.executable, "-m", "recgym.data.cli", "info",
+    proc = subprocess.run([sys.executable, "-m", "recgym.cli", "data", "info",
                            str(tmp_path / "l.parquet")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "page views: 3" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "recgym.data.cli", "info", "nope"],
+    bad = subprocess.run([sys.executable, "-m", "recgym.cli", "data", "info", "nope"],
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "recgym data info:" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.startswith("recgym: error: ")
 
 
 def test_data_layer_does_not_import_torch():
-    code = ("import sys, recgym.data, recgym.data.cli, recgym.data.info; "
+    code = ("import sys, recgym.data, recgym.cli.data, recgym.data.info; "
             "assert 'torch' not in sys.modules, 'recgym.data imported torch'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)

@@ -6,7 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recgym.data import CleanReport, LogDataset, LogValidationError, load_logs, validate_logs
+from recgym.data import (
+    CleanReport,
+    LogDataset,
+    LogValidationError,
+    feedback_from_clicks,
+    load_logs,
+    validate_logs,
+)
+from recgym.data.checks import CHECKS
+from recgym.data.schema import COLUMN_SPECS
 
 
 def valid_logs() -> pd.DataFrame:
@@ -122,6 +131,28 @@ def test_invalid_log_raises_named_error(case, edit, check, column, text):
     assert problem.fix, "every problem says how to fix it"
     assert f"column '{column}'" in str(err)
     assert text in str(err), f"{text!r} not in:\n{err}"
+    assert set(err.checks) <= {c.name for c in CHECKS}, "every problem comes from the table"
+
+
+def test_check_table_names_each_check_once_with_its_cleanup():
+    names = [check.name for check in CHECKS]
+    assert len(names) == len(set(names))
+    for check in CHECKS:
+        assert check.scope in ("input", "column", "log")
+        assert check.cleanup in ("", "drop", "drop_after", "repair")
+        assert bool(check.reason) == (check.cleanup in ("drop", "drop_after")), check.name
+
+
+def test_feedback_from_clicks_follows_the_schema_rule(tmp_path):
+    logs = valid_logs().drop(columns="feedback")  # as recgym generate-logs writes them
+    expected = [1, 0, 1, 1, 0, 1]  # 1 on the clicked item, 0 on a page view without click
+    np.testing.assert_array_equal(feedback_from_clicks(logs), expected)
+    LogDataset(logs).save(tmp_path / "generated.parquet")
+    derived = feedback_from_clicks(load_logs(tmp_path / "generated.parquet").logs)
+    assert derived.dtype == np.int64 and derived.tolist() == expected
+    assert "feedback_from_clicks" in COLUMN_SPECS["feedback"].meaning
+    with pytest.raises(KeyError, match="'click' column"):
+        feedback_from_clicks(logs.drop(columns="click"))
 
 
 def test_error_shows_row_labels_and_limits_preview():

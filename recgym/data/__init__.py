@@ -1,9 +1,12 @@
 """recgym's data layer: one validated log schema, dataset loaders, splits and display sets.
 
-Plain pandas / numpy / scipy / pyarrow (no torch). The log schema is in `schema`;
-loaders in `movielens`, `cf` (Liang et al. preprocessing and strong-generalisation split),
-`sessions` (YooChoose, DIGINETICA) and `bandit` (Open Bandit, Coat); ratings and click
-streams become page views in `pageviews`; seeded splits in `splits`; summaries in `info`.
+Plain pandas / numpy / scipy / pyarrow (no torch). The log schema's columns are in
+`schema`, its checks in `checks` (on values parsed by `typed_columns`), log files in
+`logfiles`, and `LogDataset` / `load_logs` in `dataset`. Loaders are in `movielens`, `cf`
+(Liang et al. preprocessing and strong-generalisation split), `sessions` (YooChoose,
+DIGINETICA) and `bandit` (Open Bandit, Coat); ratings and click streams become page views
+in `pageviews`, with display sets from `displays`; seeded splits are in `splits`,
+summaries in `info`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from recgym.data.cf import (
     read_netflix,
     strong_generalization_split,
 )
+from recgym.data.checks import LogValidationError, Problem, validate_logs
+from recgym.data.dataset import CleanReport, LogDataset, load_logs
+from recgym.data.displays import display_sets_by_release, display_sets_by_time_window
 from recgym.data.download import ChecksumError, download_file, extract_zip, sha256_of
 from recgym.data.files import atomic_write, save_figure
 from recgym.data.info import describe_interactions, describe_logs, describe_target
+from recgym.data.logfiles import LogFileError
 from recgym.data.movielens import (
     MOVIELENS_RELEASES,
     MovieLens,
@@ -34,12 +41,6 @@ from recgym.data.movielens import (
     read_ratings,
 )
 from recgym.data.pageviews import (
-    FEEDBACK_CLICK,
-    FEEDBACK_PURCHASE,
-    FEEDBACK_SKIP,
-    display_sets_by_release,
-    display_sets_by_time_window,
-    events_to_logs,
     feedback_from_events,
     feedback_from_ratings,
     movielens_to_logs,
@@ -48,15 +49,13 @@ from recgym.data.pageviews import (
 )
 from recgym.data.paths import envs_data_path, shipped_dataset_path
 from recgym.data.schema import (
+    FEEDBACK_CLICK,
+    FEEDBACK_PURCHASE,
+    FEEDBACK_SKIP,
     LOG_SCHEMA,
-    CleanReport,
-    LogDataset,
-    LogValidationError,
-    Problem,
-    load_logs,
-    validate_logs,
+    feedback_from_clicks,
 )
-from recgym.data.sessions import SessionData, load_diginetica, load_yoochoose
+from recgym.data.sessions import SessionData, events_to_logs, load_diginetica, load_yoochoose
 from recgym.data.splits import (
     Split,
     gan_user_model_split,
@@ -80,6 +79,7 @@ __all__ = [
     "Coat",
     "ImplicitSplit",
     "LogDataset",
+    "LogFileError",
     "LogValidationError",
     "MovieLens",
     "OpenBanditData",
@@ -97,6 +97,7 @@ __all__ = [
     "envs_data_path",
     "events_to_logs",
     "extract_zip",
+    "feedback_from_clicks",
     "feedback_from_events",
     "feedback_from_ratings",
     "gan_user_model_split",

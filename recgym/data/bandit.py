@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recgym.data.dataset import LogDataset
 from recgym.data.pageviews import feedback_from_ratings
 from recgym.data.paths import shipped_dataset_path
-from recgym.data.schema import LogDataset
 
 OBD_POLICIES: tuple[str, ...] = ("random", "bts")
 OBD_CAMPAIGNS: tuple[str, ...] = ("all", "men", "women")

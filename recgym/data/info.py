@@ -15,38 +15,41 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recgym.data.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, LogDataset, load_logs
+from recgym.data.dataset import LogDataset, load_logs
+from recgym.data.logfiles import ITEMS_SUFFIX
+from recgym.data.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
 # Above this many ratings, `describe_target` skips building display sets for the summary.
 MAX_RATINGS_FOR_PAGEVIEWS = 2_000_000
 
 
-def _n(x: float) -> str:
-    return f"{int(x):,}"
+def _commas(number: float) -> str:
+    return f"{int(number):,}"
 
 
-def _dist(values: np.ndarray) -> str:
+def _spread(values: np.ndarray) -> str:
     if len(values) == 0:
         return "none"
-    return (f"min {_n(values.min())}, median {np.median(values):,.1f}, "
-            f"mean {values.mean():,.2f}, max {_n(values.max())}")
+    return (f"min {_commas(values.min())}, median {np.median(values):,.1f}, "
+            f"mean {values.mean():,.2f}, max {_commas(values.max())}")
 
 
 def _time_range(seconds: np.ndarray) -> str:
-    lo, hi = pd.to_datetime([seconds.min(), seconds.max()], unit="s", utc=True)
+    first, last = pd.to_datetime([seconds.min(), seconds.max()], unit="s", utc=True)
     span = f"unix {int(seconds.min())} .. {int(seconds.max())}"
-    return f"{lo:%Y-%m-%d} .. {hi:%Y-%m-%d} (UTC; {span})"
+    return f"{first:%Y-%m-%d} .. {last:%Y-%m-%d} (UTC; {span})"
 
 
 def _stats(stats: dict[str, int]) -> str:
-    return ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in stats.items())
+    return ", ".join(f"{name.replace('_', ' ')} {count:,}" for name, count in stats.items())
 
 
 def _counts(series: pd.Series, limit: int = 10) -> str:
-    vc = series.value_counts().sort_index()
-    total = vc.sum()
-    parts = [f"{k}: {_n(v)} ({100 * v / total:.1f}%)" for k, v in vc.head(limit).items()]
-    more = f", ... ({len(vc) - limit} more)" if len(vc) > limit else ""
+    counts = series.value_counts().sort_index()
+    total = counts.sum()
+    parts = [f"{value}: {_commas(count)} ({100 * count / total:.1f}%)"
+             for value, count in counts.head(limit).items()]
+    more = f", ... ({len(counts) - limit} more)" if len(counts) > limit else ""
     return ", ".join(parts) + more
 
 
@@ -61,29 +64,30 @@ def describe_logs(data: LogDataset | pd.DataFrame | str | os.PathLike,
     logs = data.logs
     lines = [f"log: {title}" if title else "log:"]
     sessions = logs.groupby("session_id").size().to_numpy()
-    users = f"{_n(logs['user_id'].nunique())}" if "user_id" in logs else "(no user_id column)"
-    lines.append(f"  page views: {_n(len(logs))}   sessions: {_n(len(sessions))}   "
+    users = f"{_commas(logs['user_id'].nunique())}" if "user_id" in logs else "(no user_id column)"
+    lines.append(f"  page views: {_commas(len(logs))}   sessions: {_commas(len(sessions))}   "
                  f"users: {users}")
     slates = data.slates()
     click = logs["click"].to_numpy()
     clicked = click[click >= 0]
-    lines.append(f"  items: {_n(data.num_items)} in catalogue, {_n(len(np.unique(slates)))} "
-                 f"shown, {_n(len(np.unique(clicked)))} clicked")
-    cand = " (candidates column present)" if "candidates" in logs else ""
-    lines.append(f"  slate size: {data.slate_size}{cand}")
-    lines.append(f"  steps per session: {_dist(sessions)}")
+    lines.append(f"  items: {_commas(data.num_items)} in catalogue, "
+                 f"{_commas(len(np.unique(slates)))} shown, "
+                 f"{_commas(len(np.unique(clicked)))} clicked")
+    candidates = " (candidates column present)" if "candidates" in logs else ""
+    lines.append(f"  slate size: {data.slate_size}{candidates}")
+    lines.append(f"  steps per session: {_spread(sessions)}")
     lines.append(f"  click rate: {100 * len(clicked) / len(logs):.2f}% of page views "
-                 f"({_n(len(clicked))} clicks, {_n(len(logs) - len(clicked))} without)")
+                 f"({_commas(len(clicked))} clicks, {_commas(len(logs) - len(clicked))} without)")
     if "feedback" in logs:
         lines.append(f"  feedback classes: {_counts(logs['feedback'])}")
     if "reward" in logs:
-        r = logs["reward"].to_numpy()
-        lines.append(f"  reward: mean {r.mean():.4g}, sum {r.sum():,.6g}, "
-                     f"non-zero {_n((r != 0).sum())}")
+        rewards = logs["reward"].to_numpy()
+        lines.append(f"  reward: mean {rewards.mean():.4g}, sum {rewards.sum():,.6g}, "
+                     f"non-zero {_commas((rewards != 0).sum())}")
     if "propensity" in logs:
-        p = logs["propensity"].to_numpy()
-        lines.append(f"  propensity: min {p.min():.4g}, median {np.median(p):.4g}, "
-                     f"max {p.max():.4g}")
+        propensities = logs["propensity"].to_numpy()
+        lines.append(f"  propensity: min {propensities.min():.4g}, "
+                     f"median {np.median(propensities):.4g}, max {propensities.max():.4g}")
     if "timestamp" in logs:
         lines.append(f"  time: {_time_range(logs['timestamp'].to_numpy())}")
     present_opt = [c for c in OPTIONAL_COLUMNS if c in logs]
@@ -95,7 +99,8 @@ def describe_logs(data: LogDataset | pd.DataFrame | str | os.PathLike,
     if data.items is not None:
         cols = list(data.items.columns)
         shown = ", ".join(map(str, cols[:8])) + (", ..." if len(cols) > 8 else "")
-        lines.append(f"  item table: {_n(len(data.items))} rows, {len(cols)} columns ({shown})")
+        lines.append(f"  item table: {_commas(len(data.items))} rows, {len(cols)} columns "
+                     f"({shown})")
     else:
         lines.append("  item table: none")
     return "\n".join(lines)
@@ -115,12 +120,12 @@ def describe_interactions(
     n_users = frame[user_col].nunique()
     n_items = frame[item_col].nunique()
     density = len(frame) / max(1, n_users * n_items)
-    lines.append(f"  rows: {_n(len(frame))}   users: {_n(n_users)}   items: {_n(n_items)}   "
-                 f"density: {100 * density:.3f}%")
+    lines.append(f"  rows: {_commas(len(frame))}   users: {_commas(n_users)}   "
+                 f"items: {_commas(n_items)}   density: {100 * density:.3f}%")
     per_user = frame.groupby(user_col).size().to_numpy()
     per_item = frame.groupby(item_col).size().to_numpy()
-    lines.append(f"  per user: {_dist(per_user)}")
-    lines.append(f"  per item: {_dist(per_item)}")
+    lines.append(f"  per user: {_spread(per_user)}")
+    lines.append(f"  per item: {_spread(per_item)}")
     if rating_col and rating_col in frame:
         lines.append(f"  ratings: {_counts(frame[rating_col])}")
     if time_col and time_col in frame:
@@ -138,7 +143,7 @@ def _describe_movielens(folder: Path | None, name: str | None, root: str | None)
     ml = read_movielens_folder(folder) if folder else load_movielens(name, root=root)
     parts = [f"MovieLens {ml.name} from {ml.path}",
              describe_interactions(ml.interactions, "ratings (contiguous 0-based ids)"),
-             f"  movies: {_n(ml.num_items)} listed, {_n(ml.items['year'].notna().sum())} "
+             f"  movies: {_commas(ml.num_items)} listed, {_commas(ml.items['year'].notna().sum())} "
              "with a release year"]
     if len(ml.interactions) <= MAX_RATINGS_FOR_PAGEVIEWS:
         logs = movielens_to_logs(ml)
@@ -163,8 +168,9 @@ def _describe_folder(folder: Path) -> str:
             f"implicit train/test split (user item item ... lines) in {folder}",
             describe_interactions(data.train, "train", rating_col=None, time_col=None),
             describe_interactions(data.test, "test", rating_col=None, time_col=None),
-            f"  after Liang preprocessing (users >= 5): {_n(len(kept))} interactions, "
-            f"{_n(kept['user_id'].nunique())} users, {_n(kept['item_id'].nunique())} items",
+            f"  after Liang preprocessing (users >= 5): {_commas(len(kept))} interactions, "
+            f"{_commas(kept['user_id'].nunique())} users, "
+            f"{_commas(kept['item_id'].nunique())} items",
         ])
     if (folder / "train.ascii").is_file():
         coat = bandit.load_coat(folder)
@@ -190,10 +196,10 @@ def _describe_folder(folder: Path) -> str:
         data = sessions.load_diginetica(folder)
         return "\n".join([f"DIGINETICA sessions in {folder}: {_stats(data.stats)}",
                           describe_logs(data.to_logs(), "as page views (SessionData.to_logs)")])
-    logs = sorted(folder.glob("*.parquet"))
-    if logs:
-        return "\n\n".join(describe_logs(p, str(p)) for p in logs
-                           if not p.name.endswith(".items.parquet"))
+    log_files = sorted(folder.glob("*.parquet"))
+    if log_files:
+        return "\n\n".join(describe_logs(path, str(path)) for path in log_files
+                           if not path.name.endswith(ITEMS_SUFFIX))
     raise ValueError(f"recgym does not recognise the files in {folder}")
 
 

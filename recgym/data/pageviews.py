@@ -1,26 +1,15 @@
 """Turning ratings and click streams into page views: sessions, display sets, feedback classes.
 
-Most public data records what a user chose, not what was on the page. recgym rebuilds
-the page ("display set") the way the papers it implements did:
-
-* MovieLens, GAN user model paper (Chen et al., ICML 2019, sec. 6): "each display set is
-  simulated by collecting 39 movies released near the time the movie is rated".
-  `display_sets_by_release` reads "near" on release years: movies of the rating's year,
-  then earlier years, then (only if the catalogue runs out) later ones; a movie not yet
-  released cannot be on the page (``released_before=True``; False ranks years by
-  distance in both directions). The year that completes the set contributes a uniform
-  random subset, so equal ties are broken at random, and the slate order is shuffled so
-  the chosen movie's position carries no signal.
-* Session logs (YooChoose, DIGINETICA): `display_sets_by_time_window` draws the other
-  items from those active (viewed or bought by anyone) within ``window`` seconds of the
-  event, in proportion to that activity, widening the window when too few are active.
-* Session logs, GAN user model paper's reading (sec. 6: for Last.fm "each display set is
-  simulated by collecting 9 songs with the nearest time-stamp"; its YooChoose recipe is in
-  an appendix we do not have): `display_sets_by_nearest_time` fills the set with the
-  distinct items that other sessions clicked closest in time to the event.
-  `session_page_views` turns a `SessionData` into such page views.
+* MovieLens ratings (`ratings_to_logs`, `movielens_to_logs`), as the GAN user model paper
+  (Chen et al., ICML 2019, sec. 6) built its page views: one page view per rating, the
+  rated movie clicked among movies released near that time (`display_sets_by_release`).
+* Session logs for the GAN user model (`session_page_views`): one page view per event,
+  with the distinct items other sessions clicked nearest in time
+  (`display_sets_by_nearest_time`); `sessions.events_to_logs` does the conversion.
 * Feedback classes as RecSimu (Zhao et al., AAAI 2020) used them: a rating >= 4 is
   positive (1), else negative (0); in sessions 0 skip / view, 1 click, 2 purchase.
+
+How display sets are rebuilt for data without impressions is in `displays`.
 """
 
 from __future__ import annotations
@@ -30,16 +19,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from recgym.data.schema import LogDataset
+from recgym.data.dataset import LogDataset
+from recgym.data.displays import display_sets_by_nearest_time, display_sets_by_release
+from recgym.data.schema import FEEDBACK_CLICK, FEEDBACK_PURCHASE, FEEDBACK_SKIP
+from recgym.data.sessions import SessionData, events_to_logs
 
 if TYPE_CHECKING:
     from recgym.data.movielens import MovieLens
-    from recgym.data.sessions import SessionData
 
-FEEDBACK_SKIP = 0
-FEEDBACK_CLICK = 1
-FEEDBACK_PURCHASE = 2
-_CHUNK_ROWS = 4096
+__all__ = [
+    "display_sets_by_nearest_time",  # lived here before `displays`; still importable
+    "feedback_from_events",
+    "feedback_from_ratings",
+    "movielens_to_logs",
+    "ratings_to_logs",
+    "session_page_views",
+    "timelines_to_sessions",
+]
 
 
 def feedback_from_ratings(ratings: np.ndarray | pd.Series, threshold: float = 4.0) -> np.ndarray:
@@ -110,247 +106,6 @@ def _cumcount(groups: np.ndarray) -> np.ndarray:
     return np.arange(n) - run_start
 
 
-def _finish_slates(
-    others: np.ndarray, clicked: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Add the clicked item to each row of `others` and shuffle every row."""
-    slates = np.concatenate([others, clicked[:, None]], axis=1)
-    order = np.argsort(rng.random(slates.shape), axis=1)
-    return np.take_along_axis(slates, order, axis=1)
-
-
-def display_sets_by_release(
-    clicked: np.ndarray,
-    times: np.ndarray,
-    release_year: np.ndarray,
-    *,
-    size: int = 40,
-    seed: int = 0,
-    released_before: bool = True,
-) -> np.ndarray:
-    """Display sets of the GAN user model paper: the clicked item and items released near then.
-
-    Beware: users rate movies of every era, while the fillers are recent releases, so the
-    clicked movie is usually the oldest of its set (96% of ml-latest-small page views):
-    keep the release year out of the features a click model sees, or it learns that.
-
-    Args:
-        clicked: item id of each interaction, shape (n,).
-        times: unix seconds of each interaction, shape (n,).
-        release_year: release year of every item, shape (num_items,); NaN for unknown
-            (such items are never drawn as fillers, but may be the clicked one).
-        size: items per display set, the clicked one included (40 = 1 + 39).
-        seed: seed of the random draws.
-        released_before: only fill with items released in or before the rating's year,
-            unless fewer than ``size`` such items exist.
-
-    Returns:
-        int64 array (n, size): each row holds the clicked item once, in a random position,
-        and ``size - 1`` distinct other items.
-    """
-    clicked = np.asarray(clicked, dtype=np.int64)
-    release_year = np.asarray(release_year, dtype=np.float64)
-    known = np.flatnonzero(~np.isnan(release_year))
-    if len(known) < size:
-        raise ValueError(f"only {len(known)} items have a release year; need >= {size} "
-                         "to build display sets of that size")
-    years = release_year[known].astype(np.int64)
-    bucket_years, bucket_of = np.unique(years, return_inverse=True)
-    members = [known[bucket_of == b] for b in range(len(bucket_years))]
-    counts = np.array([len(m) for m in members])
-    event_year = pd.to_datetime(np.asarray(times), unit="s").year.to_numpy()
-    rng = np.random.default_rng(seed)
-    out = np.empty((len(clicked), size - 1), dtype=np.int64)
-    for year in np.unique(event_year):
-        rows = np.flatnonzero(event_year == year)
-        dist = bucket_years - year
-        if released_before:
-            # this year and earlier (nearest first), then later years (nearest first)
-            order = np.lexsort((np.abs(dist), dist > 0))
-        else:
-            order = np.lexsort((dist, np.abs(dist)))
-        cum = np.cumsum(counts[order])
-        boundary = int(np.searchsorted(cum, size))  # first bucket reaching `size`
-        full = (np.concatenate([members[b] for b in order[:boundary]])
-                if boundary else np.zeros(0, np.int64))
-        last = members[order[boundary]]
-        need = size - len(full)
-        for lo in range(0, len(rows), _CHUNK_ROWS):
-            r = rows[lo:lo + _CHUNK_ROWS]
-            n = len(r)
-            keys = rng.random((n, len(last)))
-            pick = np.argpartition(keys, need - 1, axis=1)[:, :need]
-            pick = np.take_along_axis(pick, np.argsort(
-                np.take_along_axis(keys, pick, axis=1), axis=1), axis=1)
-            drawn = np.concatenate([np.broadcast_to(full, (n, len(full))), last[pick]], axis=1)
-            # Drop the clicked item if drawn, else the boundary item with the largest key:
-            # either way the rest is a uniform draw among the other items.
-            hit = drawn == clicked[r, None]
-            drop = np.where(hit.any(axis=1), hit.argmax(axis=1), size - 1)
-            keep = np.ones((n, size), dtype=bool)
-            keep[np.arange(n), drop] = False
-            out[r] = drawn[keep].reshape(n, size - 1)
-    return _finish_slates(out, clicked, rng)
-
-
-def display_sets_by_time_window(
-    clicked: np.ndarray,
-    times: np.ndarray,
-    *,
-    size: int = 10,
-    window: float = 3600.0,
-    seed: int = 0,
-    event_items: np.ndarray | None = None,
-    event_times: np.ndarray | None = None,
-) -> np.ndarray:
-    """Display sets for session data: the clicked item and items active around that time.
-
-    Args:
-        clicked: item id of each event, shape (n,).
-        times: time of each event in seconds, shape (n,).
-        size: items per display set, the clicked one included.
-        window: half-width in seconds of the activity window; doubled (up to the whole
-            log) for events with too few other active items.
-        seed: seed of the random draws.
-        event_items: items of the activity log (default: `clicked`).
-        event_times: times of the activity log (default: `times`).
-
-    Returns:
-        int64 array (n, size): the clicked item once, in a random position, and
-        ``size - 1`` distinct other items, drawn in proportion to their activity.
-    """
-    clicked = np.asarray(clicked, dtype=np.int64)
-    times = np.asarray(times, dtype=np.float64)
-    ev_items = clicked if event_items is None else np.asarray(event_items, dtype=np.int64)
-    ev_times = times if event_times is None else np.asarray(event_times, dtype=np.float64)
-    distinct = np.unique(ev_items)
-    if len(distinct) < size:
-        raise ValueError(f"the log has {len(distinct)} distinct items; need >= {size} "
-                         "for display sets of that size")
-    order = np.argsort(ev_times, kind="stable")
-    et, ei = ev_times[order], ev_items[order]
-    span = float(et[-1] - et[0]) + 1.0
-    rng = np.random.default_rng(seed)
-    need = size - 1
-    base_draws = max(4 * need, 32)
-    draws = base_draws
-    out = np.full((len(clicked), need), -1, dtype=np.int64)
-    todo = np.arange(len(clicked))
-    half = float(window)
-    while len(todo):
-        wide = half > 2 * span
-        for lo_row in range(0, len(todo), _CHUNK_ROWS):
-            r = todo[lo_row:lo_row + _CHUNK_ROWS]
-            n = len(r)
-            if wide:
-                lo, hi = np.zeros(n, np.int64), np.full(n, len(et))
-            else:
-                lo = np.searchsorted(et, times[r] - half, side="left")
-                hi = np.searchsorted(et, times[r] + half, side="right")
-            width = hi - lo
-            pos = lo[:, None] + (rng.random((n, draws)) * width[:, None]).astype(np.int64)
-            cand = ei[np.minimum(pos, len(ei) - 1)]
-            valid = (width[:, None] > 0) & (cand != clicked[r, None])
-            # keep first occurrences only (stable sort puts the earliest draw first)
-            valid &= _first_occurrences(cand)
-            enough = valid.sum(axis=1) >= need
-            if enough.any():
-                v = valid[enough]
-                take = v & (np.cumsum(v, axis=1) <= need)
-                out[r[enough]] = cand[enough][take].reshape(-1, need)
-            if wide and not enough.all():
-                # Whole log as the window and still short: sample the distinct items.
-                for i in r[~enough]:
-                    pool = distinct[distinct != clicked[i]]
-                    out[i] = rng.choice(pool, size=need, replace=False)
-        if wide:
-            break
-        filled = out[todo, 0] >= 0
-        todo = todo[~filled]
-        # Retry once at the same width with more draws (a popular item can crowd the
-        # draws), then widen the window.
-        if draws == base_draws:
-            draws = 8 * base_draws
-        else:
-            draws = base_draws
-            half *= 2.0
-    return _finish_slates(out, clicked, rng)
-
-
-def display_sets_by_nearest_time(
-    clicked: np.ndarray,
-    times: np.ndarray,
-    sessions: np.ndarray,
-    *,
-    size: int = 10,
-    seed: int = 0,
-    event_items: np.ndarray | None = None,
-    event_times: np.ndarray | None = None,
-    event_sessions: np.ndarray | None = None,
-) -> np.ndarray:
-    """Display sets for session data: the clicked item and those clicked nearest in time.
-
-    The other ``size - 1`` items are the distinct items of the activity log's events
-    closest in time to each event (either side), leaving out events of the same session
-    (the user's own clicks) and the clicked item itself.
-
-    Args:
-        clicked: item id of each event, shape (n,).
-        times: time of each event in seconds, shape (n,).
-        sessions: session of each event, shape (n,).
-        size: items per display set, the clicked one included (10 = 1 + 9, as in the paper).
-        seed: seed of the shuffle that places the clicked item.
-        event_items: items of the activity log (default: `clicked`).
-        event_times: times of the activity log (default: `times`).
-        event_sessions: sessions of the activity log (default: `sessions`).
-
-    Returns:
-        int64 array (n, size): the clicked item once, in a random position, and
-        ``size - 1`` distinct other items.
-    """
-    clicked = np.asarray(clicked, dtype=np.int64)
-    times = np.asarray(times, dtype=np.float64)
-    sessions = np.asarray(sessions)
-    ev_items = clicked if event_items is None else np.asarray(event_items, dtype=np.int64)
-    ev_times = times if event_times is None else np.asarray(event_times, dtype=np.float64)
-    ev_sessions = sessions if event_sessions is None else np.asarray(event_sessions)
-    if len(np.unique(ev_items)) < size:
-        raise ValueError(f"the activity log has {len(np.unique(ev_items))} distinct items; "
-                         f"need >= {size} for display sets of that size")
-    order = np.argsort(ev_times, kind="stable")
-    et, ei, es = ev_times[order], ev_items[order], ev_sessions[order]
-    need = size - 1
-    out = np.full((len(clicked), need), -1, dtype=np.int64)
-    todo = np.arange(len(clicked))
-    reach = 4 * size
-    while len(todo):
-        reach = min(reach, len(et))
-        offsets = np.arange(-reach, reach)
-        for lo_row in range(0, len(todo), _CHUNK_ROWS):
-            r = todo[lo_row:lo_row + _CHUNK_ROWS]
-            position = np.searchsorted(et, times[r])[:, None] + offsets
-            inside = (position >= 0) & (position < len(et))
-            position = position.clip(0, len(et) - 1)
-            cand = ei[position]
-            gap = np.where(inside & (es[position] != sessions[r, None])
-                           & (cand != clicked[r, None]), np.abs(et[position] - times[r, None]),
-                           np.inf)
-            by_gap = np.argsort(gap, axis=1, kind="stable")
-            cand = np.take_along_axis(cand, by_gap, axis=1)
-            valid = np.isfinite(np.take_along_axis(gap, by_gap, axis=1))
-            # keep each item's nearest occurrence only
-            valid &= _first_occurrences(cand)
-            enough = valid.sum(axis=1) >= need
-            take = valid[enough] & (np.cumsum(valid[enough], axis=1) <= need)
-            out[r[enough]] = cand[enough][take].reshape(-1, need)
-        todo = todo[out[todo, 0] < 0]
-        if len(todo) and reach >= len(et):
-            raise ValueError(f"{len(todo)} events have fewer than {need} other items clicked "
-                             "by other sessions; use smaller display sets")
-        reach *= 4
-    return _finish_slates(out, clicked, np.random.default_rng(seed))
-
-
 def ratings_to_logs(
     interactions: pd.DataFrame,
     release_year: np.ndarray,
@@ -404,44 +159,6 @@ def ratings_to_logs(
     return LogDataset(logs, items=items, num_items=num_items)
 
 
-def events_to_logs(
-    events: pd.DataFrame,
-    *,
-    num_items: int,
-    items: pd.DataFrame | None = None,
-    size: int = 10,
-    window: float = 3600.0,
-    seed: int = 0,
-    display: str = "window",
-) -> LogDataset:
-    """Page views from session events (one clicked item per step), with time-based displays.
-
-    `events` has ``session_id``, ``step``, ``item_id``, ``timestamp`` and optionally
-    ``feedback`` / ``reward`` / ``user_id`` and extra columns (kept). Each event becomes a
-    page view whose click is the event's item and whose slate is built by
-    `display_sets_by_time_window` (``display="window"``) or `display_sets_by_nearest_time`
-    (``"nearest"``, which ignores ``window``).
-    """
-    time_col = "time" if "time" in events.columns else "timestamp"
-    item = events["item_id"].to_numpy(np.int64)
-    times = events[time_col].to_numpy(np.float64)
-    if display == "window":
-        slates = display_sets_by_time_window(item, times, size=size, window=window, seed=seed)
-    elif display == "nearest":
-        slates = display_sets_by_nearest_time(item, times, events["session_id"].to_numpy(),
-                                              size=size, seed=seed)
-    else:
-        raise ValueError(f"display must be 'window' or 'nearest', got {display!r}")
-    logs = events.drop(columns=["item_id"]).copy()
-    logs["slate"] = list(slates)
-    logs["click"] = item
-    front = ["session_id", "user_id", "step", "slate", "click", "feedback", "reward",
-             "timestamp"]
-    cols = [c for c in front if c in logs.columns]
-    logs = logs[cols + [c for c in logs.columns if c not in cols]]
-    return LogDataset(logs, items=items, num_items=num_items)
-
-
 def session_page_views(
     data: SessionData,
     *,
@@ -487,13 +204,3 @@ def movielens_to_logs(
         released_before=released_before,
     )
 
-
-def _first_occurrences(values: np.ndarray) -> np.ndarray:
-    """Bool mask of each row's first occurrence (in column order) of every value."""
-    order = np.argsort(values, axis=1, kind="stable")
-    ordered = np.take_along_axis(values, order, axis=1)
-    first_sorted = np.ones_like(ordered, dtype=bool)
-    first_sorted[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    first = np.empty_like(first_sorted)
-    np.put_along_axis(first, order, first_sorted, axis=1)
-    return first

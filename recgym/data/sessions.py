@@ -9,8 +9,10 @@ Purchases are attached to the view they follow: the last view of the bought item
 same session at or before the purchase time (else the last view of it in the session).
 A purchase with no view of its item in the session is added as its own step (a click
 that was bought), unless ``unmatched_purchases="drop"``; `SessionData.stats` says how
-many of each there were. Neither dataset logs impressions: `SessionData.to_logs` builds
-display sets from items active in a time window (`pageviews.display_sets_by_time_window`).
+many of each there were. Neither dataset logs impressions: `events_to_logs` (and
+`SessionData.to_logs`) turns events into page views with display sets built from the time
+around each event (`displays.display_sets_by_time_window` or
+`displays.display_sets_by_nearest_time`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recgym.data.pageviews import FEEDBACK_CLICK, FEEDBACK_PURCHASE, events_to_logs
-from recgym.data.schema import LogDataset
+from recgym.data.dataset import LogDataset
+from recgym.data.displays import display_sets_by_nearest_time, display_sets_by_time_window
+from recgym.data.schema import FEEDBACK_CLICK, FEEDBACK_PURCHASE
 
 
 @dataclass
@@ -60,6 +63,44 @@ class SessionData:
                               size=size, window=window, seed=seed)
 
 
+def events_to_logs(
+    events: pd.DataFrame,
+    *,
+    num_items: int,
+    items: pd.DataFrame | None = None,
+    size: int = 10,
+    window: float = 3600.0,
+    seed: int = 0,
+    display: str = "window",
+) -> LogDataset:
+    """Page views from session events (one clicked item per step), with time-based displays.
+
+    `events` has ``session_id``, ``step``, ``item_id``, ``timestamp`` and optionally
+    ``feedback`` / ``reward`` / ``user_id`` and extra columns (kept). Each event becomes a
+    page view whose click is the event's item and whose slate is built by
+    `display_sets_by_time_window` (``display="window"``) or `display_sets_by_nearest_time`
+    (``"nearest"``, which ignores ``window``).
+    """
+    time_col = "time" if "time" in events.columns else "timestamp"
+    clicked = events["item_id"].to_numpy(np.int64)
+    times = events[time_col].to_numpy(np.float64)
+    if display == "window":
+        slates = display_sets_by_time_window(clicked, times, size=size, window=window, seed=seed)
+    elif display == "nearest":
+        slates = display_sets_by_nearest_time(clicked, times, events["session_id"].to_numpy(),
+                                              size=size, seed=seed)
+    else:
+        raise ValueError(f"display must be 'window' or 'nearest', got {display!r}")
+    logs = events.drop(columns=["item_id"]).copy()
+    logs["slate"] = list(slates)
+    logs["click"] = clicked
+    schema_order = ["session_id", "user_id", "step", "slate", "click", "feedback", "reward",
+                    "timestamp"]
+    leading = [c for c in schema_order if c in logs.columns]
+    logs = logs[leading + [c for c in logs.columns if c not in leading]]
+    return LogDataset(logs, items=items, num_items=num_items)
+
+
 def _number_steps(events: pd.DataFrame) -> pd.DataFrame:
     events = events.sort_values(["session_id", "time", "_order"], kind="stable")
     events = events.reset_index(drop=True)
@@ -86,19 +127,20 @@ def _attach_purchases(
     if len(purchases) == 0:
         stats["purchases_matched"] = stats["purchases_added"] = stats["purchases_dropped"] = 0
         return views
-    pv = views.reset_index()[["index", "session_id", "raw_item", "time"]].merge(
-        purchases[["session_id", "raw_item", "time"]].rename(columns={"time": "ptime"}),
+    bought_views = views.reset_index()[["index", "session_id", "raw_item", "time"]].merge(
+        purchases[["session_id", "raw_item", "time"]].rename(columns={"time": "bought_at"}),
         on=["session_id", "raw_item"],
     )
     # Prefer the last view at or before the purchase; else the last view of the item.
-    pv["before"] = pv["time"] <= pv["ptime"]
-    pv = pv.sort_values(["before", "time"]).drop_duplicates(["session_id", "raw_item"],
-                                                            keep="last")
-    views.loc[pv["index"].to_numpy(), ["feedback", "reward"]] = [FEEDBACK_PURCHASE, 1.0]
-    stats["purchases_matched"] = len(pv)
-    key_p = purchases.set_index(["session_id", "raw_item"]).index
-    key_m = pv.set_index(["session_id", "raw_item"]).index
-    lonely = purchases[~key_p.isin(key_m)]
+    bought_views["before"] = bought_views["time"] <= bought_views["bought_at"]
+    bought_views = bought_views.sort_values(["before", "time"]).drop_duplicates(
+        ["session_id", "raw_item"], keep="last")
+    matched_rows = bought_views["index"].to_numpy()
+    views.loc[matched_rows, ["feedback", "reward"]] = [FEEDBACK_PURCHASE, 1.0]
+    stats["purchases_matched"] = len(bought_views)
+    purchase_keys = purchases.set_index(["session_id", "raw_item"]).index
+    matched_keys = bought_views.set_index(["session_id", "raw_item"]).index
+    lonely = purchases[~purchase_keys.isin(matched_keys)]
     if unmatched == "add" and len(lonely):
         extra = lonely[["session_id", "raw_item", "time"]].copy()
         extra["feedback"] = FEEDBACK_PURCHASE
@@ -196,13 +238,13 @@ def load_yoochoose(
             if part not in ("all", "train", "test"):
                 raise ValueError("part must be 'train', 'test' or 'all'")
             frames = []
-            for p in wanted:
-                if len(files[p]) != 1:
+            for name in wanted:
+                if len(files[name]) != 1:
                     raise FileNotFoundError(
-                        f"expected one *_{'train_full' if p == 'train' else 'test'}.txt in "
-                        f"{path}, found {[f.name for f in files[p]]}")
-                frame = _read_yoochoose_file(files[p][0])
-                frame["part"] = p
+                        f"expected one *_{'train_full' if name == 'train' else 'test'}.txt in "
+                        f"{path}, found {[f.name for f in files[name]]}")
+                frame = _read_yoochoose_file(files[name][0])
+                frame["part"] = name
                 frames.append(frame)
             events = pd.concat(frames, ignore_index=True)
     else:
@@ -266,15 +308,15 @@ def load_diginetica(
     session_start = pd.Series(epoch, index=raw["session_id"].to_numpy()).groupby(level=0).min()
     purchases_path = root / "train-purchases.csv"
     if purchases_path.is_file():
-        p = pd.read_csv(purchases_path, sep=";", dtype={"userId": "Int64"}).rename(
+        bought = pd.read_csv(purchases_path, sep=";", dtype={"userId": "Int64"}).rename(
             columns=rename)
-        p = p[p["session_id"].isin(session_start.index)]
+        bought = bought[bought["session_id"].isin(session_start.index)]
         # Same clock as the views: the session's first view date plus timeframe.
-        base = session_start.reindex(p["session_id"]).to_numpy()
+        base = session_start.reindex(bought["session_id"]).to_numpy()
         purchases = pd.DataFrame({
-            "session_id": p["session_id"].to_numpy(np.int64),
-            "raw_item": p["item_id"].to_numpy(np.int64),
-            "time": base + p["timeframe"].to_numpy(np.float64) / 1000.0,
+            "session_id": bought["session_id"].to_numpy(np.int64),
+            "raw_item": bought["item_id"].to_numpy(np.int64),
+            "time": base + bought["timeframe"].to_numpy(np.float64) / 1000.0,
         })
         events = _attach_purchases(events, purchases, unmatched_purchases, stats)
     else:

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import pandas as pd
 
-from recgym.data.schema import LogDataset
+from recgym.data.dataset import LogDataset
 
 T = TypeVar("T", pd.DataFrame, LogDataset)
 GAN_USER_MODEL_FRACTIONS = (0.5, 0.125, 0.375)
