@@ -55,7 +55,8 @@ PAPER = {  # ML-20M, RaCT Table 1 / CF-SFL Table 3
 def train_all(args: argparse.Namespace) -> None:
     """Train every model and seed on one dataset; one JSON record per run."""
     from agents.cf import EASE
-    from agents.cf.train import load_cf_data, parse_overrides, run
+    from agents.cf.train import load_cf_data, run
+    from recgym.cli.arguments import key_value
 
     torch.set_num_threads(args.threads)
     data = load_cf_data(args.data, heldout=args.heldout)
@@ -83,7 +84,7 @@ def train_all(args: argparse.Namespace) -> None:
             if args.batch_size and kind not in ("ease", "popularity"):
                 overrides["batch_size"] = args.batch_size
             if kind not in ("ease", "popularity"):
-                overrides.update(parse_overrides(args.overrides))
+                overrides.update(map(key_value, args.overrides))
             if kind == "ease":
                 overrides["l2"] = json.loads(lam_file.read_text())["lambda"]
             start = time.time()

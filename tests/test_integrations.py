@@ -22,13 +22,13 @@ import torch
 import torch.distributed as dist
 
 import recgym  # noqa: F401  (registers the envs)
-from recgym.data import LogDataset
-from recgym.integrations.distributed import (
+from recgym.core.distributed import (
     DataParallel,
     is_main_process,
     local_rows,
     shard_share,
 )
+from recgym.data import LogDataset
 from recgym.integrations.rllib import (
     RLlibPolicy,
     RLlibVectorEnv,
@@ -198,7 +198,7 @@ def _worker(rank: int, world: int, port: int, queue) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from recgym.integrations.distributed import init_data_parallel
+    from recgym.core.distributed import init_data_parallel
 
     try:
         queue.put((rank, _fit_both(init_data_parallel())))
@@ -300,22 +300,56 @@ def test_minari_export_refuses_what_it_cannot_carry(tmp_path):
 
 def test_export_and_import_commands(tmp_path, capsys):
     pytest.importorskip("minari", reason="optional: pip install 'recgym[minari]'")
-    import argparse
+    from recgym.cli import main
 
-    from recgym.integrations.minari import add_export_commands
-
-    parser = argparse.ArgumentParser()
-    add_export_commands(parser.add_subparsers(dest="command", required=True))
     dataset = _full_log()
     dataset.save(tmp_path / "log.parquet")
-    for argv in (["export-minari", str(tmp_path / "log.parquet"), "recgym/cli-v0",
-                  "--data-path", str(tmp_path / "minari")],
-                 ["import-minari", "recgym/cli-v0", "--data-path", str(tmp_path / "minari"),
-                  "--out", str(tmp_path / "back.parquet")]):
-        args = parser.parse_args(argv)
-        args.func(args)
-    assert "25 episodes" in capsys.readouterr().out
+    minari_path = str(tmp_path / "minari")
+    export = ["export-minari", str(tmp_path / "log.parquet"), "recgym/cli-v0",
+              "--data-path", minari_path]
+    assert main(export) == 0
+    printed = capsys.readouterr()
+    assert "25 episodes" in printed.out and "export-minari" in printed.err  # tqdm bar
+    assert main(["import-minari", "recgym/cli-v0", "--data-path", minari_path,
+                 "--out", str(tmp_path / "back.parquet")]) == 0
     assert LogDataset.load(tmp_path / "back.parquet").equals(dataset)
+    assert main(["import-minari", "recgym/cli-v0", "--data-path", minari_path,
+                 "--out", str(tmp_path / "back.csv")]) == 2
+    assert "must end in .parquet" in capsys.readouterr().err
+
+
+def test_export_refuses_an_existing_dataset_and_overwrites_a_partial_one(tmp_path, capsys):
+    pytest.importorskip("minari", reason="optional: pip install 'recgym[minari]'")
+    from recgym.cli import main
+
+    _full_log().save(tmp_path / "log.parquet")
+    export = ["export-minari", str(tmp_path / "log.parquet"), "recgym/again-v0",
+              "--data-path", str(tmp_path / "minari")]
+    partial = tmp_path / "minari" / "recgym" / "again-v0" / "data"
+    partial.mkdir(parents=True)  # what a killed export leaves behind
+    (partial / "half-written.arrow").write_bytes(b"\0" * 10)
+    assert main(export) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recgym: error: Minari dataset recgym/again-v0 already exists")
+    assert "--overwrite" in err and err.count("\n") == 1
+    assert main([*export, "--overwrite"]) == 0
+    assert not (partial / "half-written.arrow").exists()
+    assert main([*export, "--overwrite"]) == 0  # a complete one is replaced too
+    assert "25 episodes" in capsys.readouterr().out
+
+
+def test_a_failed_export_leaves_no_partial_dataset(tmp_path, monkeypatch):
+    pytest.importorskip("minari", reason="optional: pip install 'recgym[minari]'")
+    from recgym.integrations import minari as bridge
+
+    def interrupted(*args, **kwargs):
+        yield from []
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bridge, "_episodes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bridge.export_minari(_full_log(), "recgym/cut-v0", data_path=tmp_path)
+    assert not (tmp_path / "recgym" / "cut-v0").exists()
 
 
 # ----------------------------------------------------------------------------- Ray cluster

@@ -372,8 +372,8 @@ def test_sim_estimator_with_fitted_and_given_simulators(default_sim, mix_logs):
 
 def test_command_prints_the_same_estimates_as_the_python_call(tmp_path, capsys, default_sim,
                                                               mix_logs):
+    from recgym.cli.ope import add_ope_commands
     from recgym.data import LogDataset
-    from recgym.evaluation.ope_cli import add_ope_commands
 
     path = tmp_path / "logs.parquet"
     LogDataset(mix_logs, num_items=50).save(path)

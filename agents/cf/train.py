@@ -12,14 +12,14 @@ Datasets (all binarised and split under strong generalisation, RaCT appendix A):
 By default 10% of the users are validation users and 10% test users (ML-20M: 10K).
 
 Under ``torchrun`` (``WORLD_SIZE > 1``) Mult-VAE / Mult-DAE train data-parallel (see
-:mod:`recgym.integrations.distributed`); rank 0 alone writes the checkpoint, plot and record.
+:mod:`recgym.core.distributed`); rank 0 alone writes the checkpoint, plot and record.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -33,19 +33,20 @@ import torch
 
 from agents.cf import CFSFL, EASE, MultDAE, MultVAE, Popularity, RaCT
 from agents.cf.base import CFModel, TrainableCF
+from recgym.core.distributed import init_data_parallel
+from recgym.core.random import isolated_global_rng
 from recgym.data.cf import (
     LIANG_SEED,
     liang_preprocess,
     load_ml1m_implicit,
     strong_generalization_split,
 )
-from recgym.integrations.distributed import init_data_parallel
+from recgym.data.paths import default_data_root
 
 MODEL_NAMES: dict[str, type[CFModel]] = {
     "mult-vae": MultVAE, "mult-dae": MultDAE, "ract": RaCT, "cf-sfl": CFSFL, "ease": EASE,
     "popularity": Popularity,
 }
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @dataclass
@@ -69,31 +70,24 @@ def _read_interactions(name: str, data_root: str | os.PathLike | None) -> tuple[
                                                                              bool]:
     """Interactions (user_id, item_id[, rating]) and whether they are binarised already."""
     path = Path(name).expanduser()
-    roots = [Path(data_root)] if data_root else [None, SHARED_DATA]
+    root = Path(data_root).expanduser() if data_root else None
     lcf_dir = None
     if path.is_dir() and (path / "train.txt").is_file():
         lcf_dir = path
     elif name.lower() in ("ml-1m-lcf", "movielens-1m-implicit-lcf"):
-        for root in (r for r in roots if r is not None):
-            if (root / "movielens-1m-implicit-lcf" / "train.txt").is_file():
-                lcf_dir = root / "movielens-1m-implicit-lcf"
-        if lcf_dir is None:
-            raise FileNotFoundError("ml-1m-lcf: no movielens-1m-implicit-lcf/train.txt under "
-                                    f"{[str(r) for r in roots if r]}; pass --data-root")
+        lcf_dir = (root or default_data_root()) / "movielens-1m-implicit-lcf"
+        if not (lcf_dir / "train.txt").is_file():
+            raise FileNotFoundError(f"ml-1m-lcf: no {lcf_dir / 'train.txt'}; pass the folder "
+                                    "holding movielens-1m-implicit-lcf/ as data_root "
+                                    "(recgym train --root DIR) or set RECGYM_DATA")
     if lcf_dir is not None:
         split = load_ml1m_implicit(lcf_dir)
         both = pd.concat([split.train, split.test], ignore_index=True)
         return "ml-1m-lcf", both, True
     from recgym.data.movielens import load_movielens
 
-    last_error: Exception | None = None
-    for root in roots:
-        try:
-            ml = load_movielens(name, root=root)
-            return ml.name, ml.interactions, False
-        except FileNotFoundError as err:
-            last_error = err
-    raise FileNotFoundError(str(last_error))
+    ml = load_movielens(name, root=root)
+    return ml.name, ml.interactions, False
 
 
 def load_cf_data(name: str, *, seed: int = LIANG_SEED, heldout: int | float = 0.1,
@@ -104,8 +98,8 @@ def load_cf_data(name: str, *, seed: int = LIANG_SEED, heldout: int | float = 0.
         name: dataset name or folder.
         seed: split seed (98765 is Liang et al.'s).
         heldout: validation (and test) users: a count, or a fraction of the users.
-        data_root: folder holding the datasets (default: recgym's data root, then
-            ../shared/data next to the repository).
+        data_root: folder holding the datasets (default: ``$RECGYM_DATA``, else
+            ``~/.cache/recgym/data``; see `recgym.data.paths.default_data_root`).
     """
     label, frame, binary = _read_interactions(name, data_root)
     if not binary:
@@ -117,30 +111,55 @@ def load_cf_data(name: str, *, seed: int = LIANG_SEED, heldout: int | float = 0.
                   (split.test_fold_in, split.test_target), split.summary(), split.item_ids)
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["steps=6", "hidden_dims=(600,)"]`` -> keyword arguments (Python literals)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise ValueError(f"--set expects KEY=VALUE (e.g. steps=6), got {pair!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+def _option_problem(default: Any, value: Any) -> str | None:
+    """What is wrong with `value` for a config option whose default is `default`, if any."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "expected True or False"
+    if isinstance(default, int):
+        ok = number(value) and isinstance(value, int) and value >= 0
+        return None if ok else "expected an integer >= 0"
+    if isinstance(default, float):
+        return None if number(value) and value >= 0 else "expected a number >= 0"
+    if isinstance(default, tuple):
+        ok = isinstance(value, (tuple, list)) and all(
+            number(v) and isinstance(v, int) and v > 0 for v in value)
+        return None if ok else "expected a tuple of integers > 0, e.g. (600,)"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "expected a string"
+    return None
+
+
+def check_overrides(kind: str, overrides: dict[str, Any]) -> None:
+    """Refuse an unknown model, unknown options and values of the wrong type or sign.
+
+    An option takes values of its config default's type (a float option also takes ints);
+    numbers must be >= 0. Checked before any data is loaded or model built.
+
+    Raises:
+        ValueError: naming the model, the option and the value.
+    """
+    if kind not in MODEL_NAMES:
+        raise ValueError(f"unknown model {kind!r}; choose from {sorted(MODEL_NAMES)}")
+    defaults = {f.name: f.default for f in dataclasses.fields(MODEL_NAMES[kind].config_class)
+                if f.name != "num_items"}
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise ValueError(f"{kind} has no option(s) {sorted(unknown)}; "
+                         f"options: {sorted(defaults)}")
+    for key, value in overrides.items():
+        problem = _option_problem(defaults[key], value)
+        if problem is not None:
+            raise ValueError(f"{kind} option {key}={value!r}: {problem}")
 
 
 def build_model(kind: str, num_items: int, *, seed: int = 0, **overrides: Any) -> CFModel:
     """A model by CLI name (``mult-vae``, ``ract``, ...) with config overrides."""
-    if kind not in MODEL_NAMES:
-        raise ValueError(f"unknown model {kind!r}; choose from {sorted(MODEL_NAMES)}")
+    check_overrides(kind, overrides)
     cls = MODEL_NAMES[kind]
-    known = {f.name for f in dataclasses.fields(cls.config_class)} - {"num_items"}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"{kind} has no option(s) {sorted(unknown)}; options: {sorted(known)}")
-    if "seed" in known:
+    if "seed" in {f.name for f in dataclasses.fields(cls.config_class)}:
         overrides.setdefault("seed", seed)
     return cls(num_items, **overrides)
 
@@ -172,6 +191,7 @@ def plot_history(history: list[dict[str, Any]], path: str | os.PathLike, title: 
     os.replace(tmp, path)
 
 
+@isolated_global_rng
 def run(kind: str, data: CFData, *, seed: int = 0, out_dir: str | os.PathLike | None = None,
         resume: bool = False, progress: bool = True, overrides: dict[str, Any] | None = None,
         ) -> dict[str, Any]:

@@ -33,8 +33,8 @@ Requires ``minari`` (``pip install "recgym[minari]"``); its arrow backend needs 
 
 from __future__ import annotations
 
-import argparse
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +43,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from recgym.data import LogDataset, load_logs
 from recgym.data.schema import SCHEMA_VERSION
@@ -55,8 +56,8 @@ _MINARI_HINT = 'the Minari export needs the minari package: pip install "recgym[
 def _minari():
     try:
         import minari
-    except ImportError as error:
-        raise ImportError(_MINARI_HINT) from error
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(_MINARI_HINT, name=error.name) from error
     return minari
 
 
@@ -104,13 +105,13 @@ def _filler(values: np.ndarray) -> np.ndarray:
     return fill
 
 
-def _episodes(dataset: LogDataset, history: int) -> Iterator[Any]:
+def _episodes(dataset: LogDataset, history: int, carried: list[str]) -> Iterator[Any]:
     from minari.data_collector import EpisodeBuffer
 
     logs = dataset.logs.assign(row=np.arange(len(dataset.logs), dtype=np.int64))
     logs = logs.sort_values(["session_id", "step"], kind="stable")
     has_reward = "reward" in logs.columns
-    info_columns = [*BOOKKEEPING, *_info_columns(dataset.logs)]
+    info_columns = [*BOOKKEEPING, *carried]
     slates = dataset.slates()[logs["row"].to_numpy()]
     bounds = np.flatnonzero(np.diff(logs["session_id"].to_numpy())) + 1
     starts = np.concatenate([[0], bounds])
@@ -136,7 +137,8 @@ def _episodes(dataset: LogDataset, history: int) -> Iterator[Any]:
 
 def export_minari(logs: LogDataset | str | os.PathLike, dataset_id: str, *, history: int = 10,
                   data_path: str | os.PathLike | None = None, data_format: str = "arrow",
-                  description: str | None = None):
+                  description: str | None = None, overwrite: bool = False,
+                  progress: bool = False):
     """Write a log as a Minari dataset (one episode per session; see the module docstring).
 
     Args:
@@ -148,36 +150,59 @@ def export_minari(logs: LogDataset | str | os.PathLike, dataset_id: str, *, hist
         data_format: Minari backend, ``arrow`` (default, no extra dependency) or ``hdf5``
             (needs h5py).
         description: free text stored with the dataset.
+        overwrite: replace a dataset already at ``dataset_id``, such as the partial one an
+            interrupted export leaves behind.
+        progress: show a progress bar over the sessions.
 
     Returns:
         The written ``minari.MinariDataset``.
+
+    Raises:
+        FileExistsError: ``dataset_id`` exists and ``overwrite`` is False.
     """
     minari = _minari()
-    dataset = logs if isinstance(logs, LogDataset) else load_logs(logs)
-    if len(dataset) == 0:
-        raise ValueError("the log is empty: nothing to export")
     if history < 1:
         raise ValueError(f"history must be >= 1, got {history}")
     if data_path is not None:
         os.environ["MINARI_DATASETS_PATH"] = str(Path(data_path).expanduser())
+    from minari.storage import get_dataset_path
+
+    target = Path(get_dataset_path(dataset_id))
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"Minari dataset {dataset_id} already exists in {target}; "
+                              "pass overwrite=True (recgym export-minari --overwrite) to "
+                              "replace it")
+    dataset = logs if isinstance(logs, LogDataset) else load_logs(logs)
+    if len(dataset) == 0:
+        raise ValueError("the log is empty: nothing to export")
+    carried = _info_columns(dataset.logs)  # refused before anything on disk changes
     k = dataset.slate_size
     observation_space = gym.spaces.MultiDiscrete(np.full(history, dataset.num_items + 1))
     action_space = gym.spaces.MultiDiscrete(np.full(k, dataset.num_items))
-    with warnings.catch_warnings():
-        # Minari asks for an author, a code link and an env spec, which a log does not have.
-        warnings.filterwarnings("ignore", category=UserWarning, module="minari")
-        written = minari.create_dataset_from_buffers(
-            dataset_id, list(_episodes(dataset, history)), observation_space=observation_space,
-            action_space=action_space, algorithm_name="recgym logging policy",
-            description=description or f"recgym log: {dataset!r}", data_format=data_format)
-    logs_frame = dataset.logs
-    written.storage.update_metadata({"recgym": {
-        "schema_version": SCHEMA_VERSION, "num_items": dataset.num_items, "history": history,
-        "columns": list(logs_frame.columns),
-        "dtypes": {name: str(logs_frame[name].dtype) for name in logs_frame.columns},
-        "items": ITEMS_FILE if dataset.items is not None else None}})
-    if dataset.items is not None:
-        dataset.items.to_parquet(_dataset_dir(written) / ITEMS_FILE)
+    # Minari's storages consume the buffers in one pass, so episodes stream to disk as the
+    # bar advances instead of all being built first.
+    episodes = tqdm(_episodes(dataset, history, carried), total=dataset.num_sessions,
+                    desc="export-minari", unit="session", disable=not progress)
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        with warnings.catch_warnings():
+            # Minari asks for an author, a code link and an env spec, which a log lacks.
+            warnings.filterwarnings("ignore", category=UserWarning, module="minari")
+            written = minari.create_dataset_from_buffers(
+                dataset_id, episodes, observation_space=observation_space,
+                action_space=action_space, algorithm_name="recgym logging policy",
+                description=description or f"recgym log: {dataset!r}", data_format=data_format)
+        logs_frame = dataset.logs
+        written.storage.update_metadata({"recgym": {
+            "schema_version": SCHEMA_VERSION, "num_items": dataset.num_items,
+            "history": history, "columns": list(logs_frame.columns),
+            "dtypes": {name: str(logs_frame[name].dtype) for name in logs_frame.columns},
+            "items": ITEMS_FILE if dataset.items is not None else None}})
+        if dataset.items is not None:
+            dataset.items.to_parquet(_dataset_dir(written) / ITEMS_FILE)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # an error or Ctrl-C leaves no partial dataset
+        raise
     return written
 
 
@@ -222,47 +247,3 @@ def import_minari(dataset: Any, *, data_path: str | os.PathLike | None = None) -
     if meta.get("items"):
         items = pd.read_parquet(_dataset_dir(dataset) / meta["items"])
     return LogDataset(pd.DataFrame(frame), items, meta["num_items"])
-
-
-def cmd_export_minari(args: argparse.Namespace) -> None:
-    """``recgym export-minari LOG DATASET_ID``: write a log as a Minari dataset."""
-    try:
-        written = export_minari(args.logs, args.dataset_id, history=args.history,
-                                data_path=args.data_path, data_format=args.data_format)
-    except (ImportError, ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"recgym export-minari: {error}") from error
-    print(f"wrote {written.total_episodes:,} episodes ({written.total_steps:,} steps) to "
-          f"Minari dataset {args.dataset_id} in {_dataset_dir(written)}")
-
-
-def cmd_import_minari(args: argparse.Namespace) -> None:
-    """``recgym import-minari DATASET_ID --out LOG``: rebuild the recgym log of a dataset."""
-    try:
-        dataset = import_minari(args.dataset_id, data_path=args.data_path)
-    except (ImportError, ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"recgym import-minari: {error}") from error
-    dataset.save(args.out)
-    print(f"wrote {len(dataset):,} page views of {dataset.num_sessions:,} sessions to {args.out}")
-
-
-def add_export_commands(subparsers: Any) -> None:
-    """Add ``export-minari`` and ``import-minari`` to the ``recgym`` argument parser."""
-    export = subparsers.add_parser(
-        "export-minari", help="write a log as a Minari offline-RL dataset",
-        description="One episode per session: click-history observations (N + 1), slates "
-                    "as actions, every other log column in infos (see "
-                    "recgym.integrations.minari).")
-    export.add_argument("logs", help="log file (Parquet / CSV, log schema)")
-    export.add_argument("dataset_id", help="Minari id, e.g. recgym/synthetic-mix-v0")
-    export.add_argument("--history", type=int, default=10, help="clicks per observation (H)")
-    export.add_argument("--data-path", help="Minari dataset folder (default "
-                                            "$MINARI_DATASETS_PATH or ~/.minari/datasets)")
-    export.add_argument("--data-format", choices=("arrow", "hdf5"), default="arrow")
-    export.set_defaults(func=cmd_export_minari)
-    back = subparsers.add_parser("import-minari",
-                                 help="rebuild a recgym log from a dataset of export-minari")
-    back.add_argument("dataset_id", help="Minari id written by recgym export-minari")
-    back.add_argument("--out", required=True, help="output log file (Parquet)")
-    back.add_argument("--data-path", help="Minari dataset folder")
-    back.set_defaults(func=cmd_import_minari)
-

@@ -3,47 +3,44 @@
 A policy is ``random``, ``max`` / ``mix`` (the logging policies of IRecGAN sec. 7.1,
 which read the ground truth of a synthetic world) or the path of a saved
 stable-baselines3 model; a simulator is the user model behind a registered env id.
+gymnasium, torch and stable-baselines3 are imported only when a function runs.
 """
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recgym.core import Policy, UserSimulator
 
 REFERENCE_POLICIES = ("random", "max", "mix")
+# stable-baselines3 algorithms whose saved models a policy may be (tests check they exist)
+SB3_ALGORITHMS = ("a2c", "ddpg", "dqn", "ppo", "sac", "td3")
 
 
-def parse_env_args(pairs: list[str]) -> dict[str, Any]:
-    """``["num_items=100", "device='cpu'"]`` to constructor keyword arguments."""
-    kwargs: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise SystemExit(f"--env-arg expects KEY=VALUE (e.g. num_items=100), got {pair!r}")
-        try:
-            kwargs[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            kwargs[key] = value
-    return kwargs
+def simulator_for_env(env_id: str, kwargs: dict[str, Any]) -> tuple[UserSimulator,
+                                                                   tuple[str, ...]]:
+    """The simulator behind a registered env id, and the observation keys its env exposes.
 
-
-def simulator_for_env(env_id: str, kwargs: dict[str, Any]):
-    """The simulator behind a registered env id, and the observation keys its env exposes."""
+    Raises:
+        ValueError: ``env_id`` is not a recgym env.
+    """
     import gymnasium as gym
 
     import recgym
 
     if env_id not in recgym.ENV_DESCRIPTIONS:
-        raise SystemExit(f"unknown env {env_id!r}; `recgym list` shows the registered ones")
+        raise ValueError(f"unknown env {env_id!r}; `recgym list` shows the registered ones")
     vec_env = gym.make_vec(env_id, num_envs=1, vectorization_mode="vector_entry_point", **kwargs)
     unwrapped = vec_env.unwrapped
     return unwrapped.simulator, tuple(unwrapped.observation_keys)
 
 
-def make_policy(spec: str, *, num_items: int, slate_size: int, simulator=None,
+def make_policy(spec: str, *, num_items: int, slate_size: int,
+                simulator: UserSimulator | None = None,
                 observation_keys: tuple[str, ...] = ("clicks",), algo: str = "ppo",
-                seed: int = 0, stochastic: bool = False):
+                seed: int = 0, stochastic: bool = False) -> Policy:
     """A reference policy by name, or a saved stable-baselines3 model by path.
 
     Args:
@@ -52,9 +49,14 @@ def make_policy(spec: str, *, num_items: int, slate_size: int, simulator=None,
         slate_size: items per slate.
         simulator: the synthetic world ``max`` / ``mix`` read their truth from.
         observation_keys: what a saved model was trained to see.
-        algo: the stable-baselines3 algorithm of a saved model (``ppo``, ``a2c``, ...).
+        algo: the stable-baselines3 algorithm of a saved model (one of `SB3_ALGORITHMS`).
         seed: seed of stochastic reference policies.
         stochastic: sample from a saved model's distribution instead of acting greedily.
+
+    Raises:
+        ValueError: ``max`` / ``mix`` without a synthetic world.
+        FileNotFoundError: ``spec`` is neither a reference policy nor a file.
+        ModuleNotFoundError: a model file, but stable-baselines3 is not installed.
     """
     from recgym.core import RandomPolicy
 
@@ -62,19 +64,20 @@ def make_policy(spec: str, *, num_items: int, slate_size: int, simulator=None,
         return RandomPolicy(num_items, slate_size, seed=seed)
     if spec in REFERENCE_POLICIES:
         if simulator is None or not hasattr(simulator, "world"):
-            raise SystemExit(f"policy {spec!r} reads the ground truth of a synthetic world; "
+            raise ValueError(f"policy {spec!r} reads the ground truth of a synthetic world; "
                              "use it with SyntheticMDP-v0 (and the --env-arg of the logs)")
         from recgym.simulators.synthetic_mdp import logging_policy
 
         return logging_policy(spec, simulator, seed=seed)
     path = Path(spec)
     if not path.exists():
-        raise SystemExit(f"policy {spec!r} is neither one of {REFERENCE_POLICIES} nor a file")
+        raise FileNotFoundError(f"policy {spec!r} is neither one of {REFERENCE_POLICIES} "
+                                "nor a file")
     try:
         import stable_baselines3
-    except ImportError as error:
-        raise SystemExit("loading a model needs stable-baselines3: pip install recgym[sb3]") \
-            from error
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError("loading a model needs stable-baselines3: "
+                                  "pip install recgym[sb3]", name=error.name) from error
     from recgym.core import SB3Policy
 
     model = getattr(stable_baselines3, algo.upper()).load(path, device="cpu")

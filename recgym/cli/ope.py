@@ -1,35 +1,38 @@
-"""The ``recgym ope`` command: off-policy estimates of a policy on a log, table and plot.
+"""``recgym ope``: off-policy estimates of a policy on a log, table and plot.
 
 ```
 recgym ope --policy runs/ppo.zip --logs logs.parquet --env SyntheticMDP-v0 \
     --logging-policy mix --plot runs/ope.png --out runs/ope.csv
 ```
-
-Wire it into the ``recgym`` parser with::
-
-    from recgym.evaluation.ope_cli import add_ope_commands
-    add_ope_commands(commands)   # commands = parser.add_subparsers(...)
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from recgym.data import atomic_write
-from recgym.policies import REFERENCE_POLICIES, make_policy, parse_env_args, simulator_for_env
+from recgym.cli.arguments import key_value
+from recgym.cli.policies import REFERENCE_POLICIES, SB3_ALGORITHMS, make_policy, simulator_for_env
+
+if TYPE_CHECKING:
+    from recgym.core import UserSimulator
+
+# recgym.evaluation.ope.ALL_ESTIMATORS (a test keeps them equal), known without importing torch
+ESTIMATORS = ("dm", "ips", "snips", "dr", "switch-dr", "slate-ips", "iips", "rips", "pi", "sim")
 
 
-def _simulator(env_id: str | None, env_args: list[str]):
+def _simulator(env_id: str | None,
+               env_args: list[tuple[str, Any]]) -> tuple[UserSimulator | None, tuple[str, ...]]:
     """The simulator of a registered env (None without ``--env``) and its observation keys."""
     if env_id is None:
         return None, ("clicks",)
-    return simulator_for_env(env_id, parse_env_args(env_args))
+    return simulator_for_env(env_id, dict(env_args))
 
 
 def cmd_ope(args: argparse.Namespace) -> None:
     """Estimate a policy's value on a log; print the table, save a plot (and a CSV)."""
-    from recgym.data import LogDataset
+    from recgym.data import LogDataset, atomic_write
     from recgym.evaluation import ope
 
     dataset = LogDataset.load(args.logs)
@@ -46,15 +49,11 @@ def cmd_ope(args: argparse.Namespace) -> None:
         sim = ope.SimulatorRollout(n_sessions=args.sim_sessions, n_refits=args.sim_refits)
         estimators = [sim if name == "sim" else name
                       for name in (estimators or ope.ALL_ESTIMATORS)]
-    try:
-        table = ope.evaluate(policy, dataset, estimators, logging_policy=logging,
-                             num_items=num_items, history_length=history_length,
-                             context_column=args.context_column or None,
-                             n_bootstrap=args.bootstrap, alpha=args.alpha, seed=args.seed,
-                             switch_tau=args.switch_tau,
-                             skip_unusable=args.estimators is None)
-    except ope.MissingInputError as error:
-        raise SystemExit(f"recgym ope: {error}") from error
+    table = ope.evaluate(policy, dataset, estimators, logging_policy=logging,
+                         num_items=num_items, history_length=history_length,
+                         context_column=args.context_column or None,
+                         n_bootstrap=args.bootstrap, alpha=args.alpha, seed=args.seed,
+                         switch_tau=args.switch_tau, skip_unusable=args.estimators is None)
     print(ope.format_table(table))
     if args.out:
         with atomic_write(args.out) as temporary:
@@ -66,10 +65,8 @@ def cmd_ope(args: argparse.Namespace) -> None:
         print(f"plot saved to {args.plot}")
 
 
-def add_ope_commands(subparsers) -> argparse.ArgumentParser:
-    """Add the ``ope`` subcommand to an ``argparse`` subparsers object; return its parser."""
-    from recgym.evaluation.ope import ALL_ESTIMATORS
-
+def add_ope_commands(subparsers: Any) -> None:
+    """Add the ``ope`` subcommand to the ``recgym`` parser."""
     command = subparsers.add_parser(
         "ope", help="off-policy estimates of a policy's value on a log (table and plot)",
         description="Estimate a policy's reward per page view from logged data with "
@@ -77,18 +74,19 @@ def add_ope_commands(subparsers) -> argparse.ArgumentParser:
     command.add_argument("--policy", required=True,
                          help=f"one of {REFERENCE_POLICIES} or a saved SB3 model (.zip)")
     command.add_argument("--logs", required=True, help="Parquet (or CSV) log in recgym's schema")
-    command.add_argument("--estimators", nargs="+", default=None, choices=ALL_ESTIMATORS,
+    command.add_argument("--estimators", nargs="+", default=None, choices=ESTIMATORS,
                          metavar="NAME",
-                         help=f"any of {', '.join(ALL_ESTIMATORS)} (default: all usable)")
+                         help=f"any of {', '.join(ESTIMATORS)} (default: all usable)")
     command.add_argument("--env", default=None,
                          help="registered env the logs come from (needed by max / mix and to "
                               "read a model's observation keys), e.g. SyntheticMDP-v0")
-    command.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
-                         help="env constructor argument, repeatable")
+    command.add_argument("--env-arg", action="append", default=[], type=key_value,
+                         metavar="KEY=VALUE", help="env constructor argument, repeatable")
     command.add_argument("--logging-policy", default=None,
                          help="the policy that wrote the logs (random, max, mix or a model): "
                               "gives the per-position propensities iips / rips / pi need")
-    command.add_argument("--algo", default="ppo", help="SB3 algorithm of a saved model")
+    command.add_argument("--algo", type=str.lower, choices=SB3_ALGORITHMS, default="ppo",
+                         help="SB3 algorithm of a saved model")
     command.add_argument("--stochastic", action="store_true",
                          help="evaluate a saved model's sampling policy (default: greedy)")
     command.add_argument("--obs-key", action="append", default=[],
@@ -109,4 +107,3 @@ def add_ope_commands(subparsers) -> argparse.ArgumentParser:
     command.add_argument("--plot", default="runs/ope.png", help="where to save the plot")
     command.add_argument("--out", default=None, help="also save the table as CSV")
     command.set_defaults(func=cmd_ope)
-    return command

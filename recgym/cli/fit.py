@@ -1,139 +1,20 @@
-"""The ``recgym`` command: list envs, run the demo, generate logs, evaluate policies."""
+"""``recgym fit {recsimu,irecgan-user,irecgan,gan-user}``: fit a user simulator on logs."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
-
-import recgym
-from recgym.core import UserSimulator
-from recgym.data import LogDataset, atomic_write, save_figure
-from recgym.data.cli import add_data_commands
-from recgym.evaluation import PolicyEvaluation, collect_logs, evaluate_policy
-from recgym.evaluation.ope_cli import add_ope_commands
-from recgym.integrations.minari import add_export_commands
-from recgym.policies import REFERENCE_POLICIES, make_policy, parse_env_args, simulator_for_env
-
-
-def _make_policy(spec: str, simulator: UserSimulator, observation_keys: tuple[str, ...],
-                 seed: int, algo: str):
-    return make_policy(spec, num_items=simulator.num_items, slate_size=simulator.slate_size,
-                       simulator=simulator, observation_keys=observation_keys, algo=algo,
-                       seed=seed)
-
-
-def _format_table(rows: dict[str, PolicyEvaluation]) -> str:
-    columns = list(next(iter(rows.values())).as_row())
-    header = f"{'policy':<10}" + "".join(f"{c:>13}" for c in columns)
-    lines = [header, "-" * len(header)]
-    for name, evaluation in rows.items():
-        values = evaluation.as_row()
-        lines.append(f"{name:<10}" + "".join(f"{values[c]:>13.3f}" for c in columns))
-    return "\n".join(lines)
-
-
-def cmd_list(args: argparse.Namespace) -> None:
-    """Print every registered env with its one-line description."""
-    width = max(map(len, recgym.ENV_DESCRIPTIONS))
-    for env_id, description in recgym.ENV_DESCRIPTIONS.items():
-        print(f"{env_id:<{width}}  {description}")
-
-
-def _plot_demo(rows: dict[str, PolicyEvaluation], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(rows)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.bar(names, [rows[n].mean_return for n in names],
-             yerr=[1.96 * rows[n].return_std_err for n in names], capsize=4, color="tab:blue")
-    left.set_ylabel("mean return (clicks per session)")
-    left.set_title("Return, 95% CI")
-    for name in names:
-        coverage = rows[name].coverage
-        right.plot(list(coverage), list(coverage.values()), marker="o", label=name)
-    right.set_xlabel("r")
-    right.set_ylabel("coverage@r")
-    right.set_ylim(0, 1.05)
-    right.set_title("Share of true top-r items shown")
-    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    figure.suptitle("recgym demo: SyntheticMDP-v0 (IRecGAN sec. 7.1)")
-    save_figure(figure, path, dpi=120)
-
-
-def cmd_demo(args: argparse.Namespace) -> None:
-    """Make SyntheticMDP-v0, run reference policies (and a quick PPO), table and plot."""
-    env_id = "SyntheticMDP-v0"
-    simulator, keys = simulator_for_env(env_id, {})
-    print(f"{env_id}: {simulator.num_states} states, {simulator.num_items} items, "
-          f"slates of {simulator.slate_size}; evaluating on {args.sessions} sessions each")
-    policies = {name: _make_policy(name, simulator, keys, args.seed, "ppo")
-                for name in ("random", "mix", "max")}
-    if args.ppo_steps > 0:
-        try:
-            from stable_baselines3 import PPO
-        except ImportError:
-            print("stable-baselines3 is not installed: skipping PPO (pip install recgym[sb3])")
-        else:
-            from recgym.core import SB3Policy
-            from recgym.core.sb3 import make_sb3_vec_env
-
-            started = time.perf_counter()
-            venv = make_sb3_vec_env(env_id, num_envs=64, seed=args.seed)
-            model = PPO("MlpPolicy", venv, n_steps=32, batch_size=512, n_epochs=4,
-                        learning_rate=1e-3, seed=args.seed, device="cpu")
-            model.learn(total_timesteps=args.ppo_steps, progress_bar=False)
-            print(f"trained PPO for {args.ppo_steps} user-steps on 64 batched users "
-                  f"in {time.perf_counter() - started:.1f} s")
-            policies["ppo"] = SB3Policy(model, keys, simulator.slate_size)
-    rows = {name: evaluate_policy(simulator, policy, args.sessions, seed=args.seed + 1)
-            for name, policy in policies.items()}
-    print(_format_table(rows))
-    print("random: uniform slates; mix / max: the logging policies of IRecGAN sec. 7.1 "
-          "(max = true top-k, the oracle)")
-    _plot_demo(rows, Path(args.plot))
-    print(f"plot saved to {args.plot}")
-
-
-def cmd_generate_logs(args: argparse.Namespace) -> None:
-    """Roll a logging policy out and save the sessions as a Parquet log."""
-    simulator, keys = simulator_for_env(args.env, parse_env_args(args.env_arg))
-    policy = _make_policy(args.policy, simulator, keys, args.seed, args.algo)
-    extra = tuple(k for k in simulator.observation_spaces() if k == "true_state")
-    logs = collect_logs(simulator, policy, args.sessions, seed=args.seed,
-                        max_steps=args.max_steps, extra_observation_keys=extra, progress=True)
-    LogDataset(logs, num_items=simulator.num_items).save(args.out)
-    print(f"wrote {len(logs)} page views of {args.sessions} sessions to {args.out} "
-          f"(click rate {float((logs.click >= 0).mean()):.3f})")
-
-
-def cmd_evaluate(args: argparse.Namespace) -> None:
-    """Evaluate one or more policies by simulated roll-outs."""
-    simulator, keys = simulator_for_env(args.env, parse_env_args(args.env_arg))
-    rows = {}
-    for spec in args.policy:
-        policy = _make_policy(spec, simulator, keys, args.seed, args.algo)
-        name = Path(spec).stem if spec not in REFERENCE_POLICIES else spec
-        rows[name] = evaluate_policy(simulator, policy, args.sessions, seed=args.seed,
-                                     max_steps=args.max_steps, progress=True)
-    print(_format_table(rows))
+from typing import Any
 
 
 def cmd_fit_recsimu(args: argparse.Namespace) -> None:
     """Fit RecSimu (Algorithm 1) and report F1 / AUC on each session's last tuple."""
-    from recgym.integrations.distributed import is_main_process
+    from recgym.core.distributed import is_main_process
     from recgym.simulators.recsimu.data import load_browsing_logs
     from recgym.simulators.recsimu.fit import RecSimuTraining, fit_recsimu
     from recgym.simulators.recsimu.model import RecSimuConfig
 
-    try:
-        logs, num_items = load_browsing_logs(args.data, args.root)
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(str(error)) from error
+    logs, num_items = load_browsing_logs(args.data, args.root)
     training = RecSimuTraining(
         alpha=args.alpha, beta=args.beta, lam=args.lam, adversarial=not args.no_adversarial,
         generator_pretrain_epochs=args.pretrain_epochs,
@@ -162,7 +43,7 @@ def cmd_fit_irecgan_user(args: argparse.Namespace) -> None:
 
     if args.data == "diginetica":
         if args.root is None:
-            raise SystemExit("--data diginetica needs --root FOLDER holding the DIGINETICA files")
+            raise ValueError("--data diginetica needs --root FOLDER holding the DIGINETICA files")
         logs = diginetica_logs(load_diginetica(args.root), num_items=args.num_items,
                                list_size=args.list_size)
     else:
@@ -185,9 +66,8 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
     Every stage writes its files into ``--out-dir`` (atomically) as it finishes, and the
     adversarial stage after every epoch; ``--resume`` skips what is already there.
     """
-    import torch
-
     from agents.irecgan import AgentTraining, IRecGANAgent, IRecGANTraining
+    from recgym.core.checkpoint import load_checkpoint, save_checkpoint
     from recgym.data import load_logs
     from recgym.simulators.irecgan.discriminator import SequenceDiscriminator
     from recgym.simulators.irecgan.fit import SessionTensors, UserModelTraining, fit_user_model
@@ -201,12 +81,13 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
              "num_layers": args.num_layers}
 
     def save(name: str, checkpoint: dict) -> None:
-        with atomic_write(paths[name]) as temporary:
-            torch.save(checkpoint, temporary)
+        save_checkpoint(paths[name], checkpoint)
 
     def load(name: str) -> dict | None:
-        exists = args.resume and paths[name].exists()
-        return torch.load(paths[name], weights_only=True) if exists else None
+        if not (args.resume and paths[name].exists()):
+            return None
+        return load_checkpoint(paths[name], f"irecgan-{name}" if name != "user" else
+                               "irecgan-user", rebuild="recgym fit irecgan (without --resume)")
 
     saved_user, saved_agent = load("user"), load("agent")
     if saved_user is None:
@@ -224,18 +105,16 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
         save("agent", agent.checkpoint())
     else:
         agent = IRecGANAgent.from_checkpoint(saved_agent)
-    discriminator = SequenceDiscriminator(logs.num_items)
     saved_discriminator = load("discriminator")
-    if saved_discriminator is not None:
-        discriminator.load_state_dict(saved_discriminator["state_dict"])
+    discriminator = SequenceDiscriminator(logs.num_items) if saved_discriminator is None \
+        else SequenceDiscriminator.from_checkpoint(saved_discriminator)
     done = sum(1 for record in agent.history if "q_d" in record)
     for epoch in range(done, args.epochs):
         print(f"stage 3/3: adversarial epoch {epoch + 1}/{args.epochs} (eq. 5-10)")
         agent.fit(sessions, user, discriminator,
                   IRecGANTraining(epochs=1, n_rollouts=args.rollouts, seed=args.seed + epoch))
         save("user", user.checkpoint())
-        save("discriminator", {"kind": "irecgan-discriminator",
-                               "state_dict": discriminator.state_dict()})
+        save("discriminator", discriminator.checkpoint())
         save("agent", agent.checkpoint())
     print(f"IRecGAN trained: {', '.join(str(p) for p in paths.values())}")
 
@@ -243,8 +122,8 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
 def cmd_fit_gan_user(args: argparse.Namespace) -> None:
     """Fit the GAN user model (entropy or L2) with the paper's split; print a fidelity table."""
     import numpy as np
-    import torch
 
+    from recgym.core.checkpoint import save_checkpoint
     from recgym.data import gan_user_model_split
     from recgym.simulators.gan_user.baselines import (
         BASELINE_NAMES,
@@ -261,11 +140,8 @@ def cmd_fit_gan_user(args: argparse.Namespace) -> None:
     )
     from recgym.simulators.gan_user.model import GANUserConfig
 
-    try:
-        dataset = page_view_dataset(args.data, root=args.root, seed=args.seed,
-                                    max_sessions=args.max_sessions)
-    except ValueError as error:
-        raise SystemExit(str(error)) from error
+    dataset = page_view_dataset(args.data, root=args.root, seed=args.seed,
+                                max_sessions=args.max_sessions)
     split = gan_user_model_split(dataset.logs, seed=args.seed)
     views = {name: PageViews.from_logs(part, history=args.history)
              for name, part in (("train", split.train), ("valid", split.val),
@@ -281,8 +157,7 @@ def cmd_fit_gan_user(args: argparse.Namespace) -> None:
     fit = fit_gan_user(views["train"], views["valid"], features, config=config,
                        training=training, test=views["test"], checkpoint=progress_file,
                        resume=args.resume)
-    with atomic_write(args.out) as temporary:
-        torch.save(env_checkpoint(fit, features, views["test"], seed=args.seed), temporary)
+    save_checkpoint(args.out, env_checkpoint(fit, features, views["test"], seed=args.seed))
     name = f"GAN-{args.state.upper()} ({args.regularizer})"
     rows = [(name, fit.test_precision)]
     rows += [(BASELINE_NAMES[baseline], baseline_precision(baseline, views["train"],
@@ -301,48 +176,9 @@ def cmd_fit_gan_user(args: argparse.Namespace) -> None:
         print(f"  {label:<{width}}  {precision[1]:.4f}  {precision[2]:.4f}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``recgym`` command."""
-    parser = argparse.ArgumentParser(prog="recgym", description=__doc__)
-    parser.add_argument("--version", action="version", version=recgym.__version__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    listing = commands.add_parser("list", help="every registered env with a description")
-    listing.set_defaults(func=cmd_list)
-
-    demo = commands.add_parser("demo", help="run policies in SyntheticMDP-v0: table and plot")
-    demo.add_argument("--sessions", type=int, default=2000, help="sessions per policy")
-    demo.add_argument("--ppo-steps", type=int, default=61_440,
-                      help="user-steps of PPO training (0 skips PPO)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--plot", default="runs/demo.png", help="where to save the plot")
-    demo.set_defaults(func=cmd_demo)
-
-    def add_env_options(command: argparse.ArgumentParser) -> None:
-        command.add_argument("env", help="registered env id, e.g. SyntheticMDP-v0")
-        command.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
-                             help="env constructor argument, repeatable (num_items=100)")
-        command.add_argument("--sessions", type=int, default=1000)
-        command.add_argument("--max-steps", type=int, default=200,
-                             help="sessions are cut after this many steps")
-        command.add_argument("--seed", type=int, default=0)
-        command.add_argument("--algo", default="ppo",
-                             help="stable-baselines3 algorithm of a saved model (ppo, a2c, dqn)")
-
-    generate = commands.add_parser("generate-logs", help="offline logs from a logging policy")
-    add_env_options(generate)
-    generate.add_argument("--policy", default="mix",
-                          help=f"one of {REFERENCE_POLICIES} or a saved SB3 model (.zip)")
-    generate.add_argument("--out", required=True, help="output Parquet file")
-    generate.set_defaults(func=cmd_generate_logs)
-
-    evaluate = commands.add_parser("evaluate", help="return, CTR and coverage@r by roll-outs")
-    add_env_options(evaluate)
-    evaluate.add_argument("--policy", nargs="+", default=["random"],
-                          help=f"any of {REFERENCE_POLICIES} or saved SB3 models (.zip)")
-    evaluate.set_defaults(func=cmd_evaluate)
-
-    fit = commands.add_parser("fit", help="fit a user simulator on logs")
+def add_fit_commands(subparsers: Any) -> None:
+    """Add ``fit`` and its one subcommand per simulator to the ``recgym`` parser."""
+    fit = subparsers.add_parser("fit", help="fit a user simulator on logs")
     simulators = fit.add_subparsers(dest="simulator", required=True)
     recsimu = simulators.add_parser("recsimu", help="RecSimu (Zhao et al. 2020), Algorithm 1")
     recsimu.add_argument("--data", required=True,
@@ -429,21 +265,3 @@ def build_parser() -> argparse.ArgumentParser:
                           "display sets are built; see recgym.simulators.gan_user.fit)")
     gan.add_argument("--seed", type=int, default=0)
     gan.set_defaults(func=cmd_fit_gan_user)
-
-    add_data_commands(commands)
-    add_ope_commands(commands)
-    add_export_commands(commands)
-    from agents.cf.cli import add_train_commands  # only the CLI reaches agents
-
-    add_train_commands(commands)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``recgym`` command."""
-    args = build_parser().parse_args(argv)
-    args.func(args)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,0 +1,223 @@
+"""``recgym list``, ``demo``, ``generate-logs`` and ``evaluate``: the registered envs."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recgym.cli.arguments import key_value, parquet_output, positive_int
+from recgym.cli.policies import REFERENCE_POLICIES, SB3_ALGORITHMS, make_policy, simulator_for_env
+
+if TYPE_CHECKING:
+    from recgym.core import Policy, UserSimulator
+    from recgym.evaluation import PolicyEvaluation
+
+
+def _make_policy(spec: str, simulator: UserSimulator, observation_keys: tuple[str, ...],
+                 seed: int, algo: str) -> Policy:
+    """A policy acting in the env's action space (GANUserModel-v0: candidate positions)."""
+    from recgym.core.env import num_candidates
+
+    return make_policy(spec, num_items=num_candidates(simulator),
+                       slate_size=simulator.slate_size, simulator=simulator,
+                       observation_keys=observation_keys, algo=algo, seed=seed)
+
+
+def _format_table(rows: dict[str, PolicyEvaluation]) -> str:
+    columns = list(next(iter(rows.values())).as_row())
+    header = f"{'policy':<10}" + "".join(f"{c:>13}" for c in columns)
+    lines = [header, "-" * len(header)]
+    for name, evaluation in rows.items():
+        values = evaluation.as_row()
+        lines.append(f"{name:<10}" + "".join(f"{values[c]:>13.3f}" for c in columns))
+    return "\n".join(lines)
+
+
+def _card_summary(card: Path, title: str) -> str:
+    """The first line of a data card that is not its title, up to the first colon."""
+    if not card.is_file():
+        return ""
+    for line in card.read_text(encoding="utf-8").splitlines():
+        text = line.lstrip("#").strip()
+        if text and text != title:
+            return text.split(":")[0]
+    return ""
+
+
+def _shipped_data() -> list[str]:
+    """Lines naming each shipped checkpoint (with its card) and each shipped dataset."""
+    from recgym.data import envs_data_path
+
+    try:
+        root = envs_data_path()
+    except FileNotFoundError as error:
+        return [f"shipped data: none ({error})"]
+    checkpoints = {path.name: _card_summary(path.with_suffix(".md"), path.name)
+                   for path in sorted(root.glob("*.pt"))}
+    datasets = {path.name: _card_summary(path / "README.md", path.name)
+                for path in sorted(root.iterdir()) if path.is_dir()}
+    lines = []
+    for heading, entries in ((f"shipped checkpoints (in {root})", checkpoints),
+                             ("shipped datasets", datasets)):
+        width = max(map(len, entries), default=0)
+        lines += [f"\n{heading}:"]
+        lines += [f"  {name:<{width}}  {summary}".rstrip() for name, summary in entries.items()]
+    return lines
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    """Print every registered env, then the shipped checkpoints and datasets."""
+    import recgym
+
+    width = max(map(len, recgym.ENV_DESCRIPTIONS))
+    for env_id, description in recgym.ENV_DESCRIPTIONS.items():
+        print(f"{env_id:<{width}}  {description}")
+    print("\n".join(_shipped_data()))
+
+
+def _plot_demo(rows: dict[str, PolicyEvaluation], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recgym.data import save_figure
+
+    names = list(rows)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.bar(names, [rows[n].mean_return for n in names],
+             yerr=[1.96 * rows[n].return_std_err for n in names], capsize=4, color="tab:blue")
+    left.set_ylabel("mean return (clicks per session)")
+    left.set_title("Return, 95% CI")
+    for name in names:
+        coverage = rows[name].coverage
+        right.plot(list(coverage), list(coverage.values()), marker="o", label=name)
+    right.set_xlabel("r")
+    right.set_ylabel("coverage@r")
+    right.set_ylim(0, 1.05)
+    right.set_title("Share of true top-r items shown")
+    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.suptitle("recgym demo: SyntheticMDP-v0 (IRecGAN sec. 7.1)")
+    save_figure(figure, path, dpi=120)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Make SyntheticMDP-v0, run reference policies (and a quick PPO), table and plot."""
+    from recgym.evaluation import evaluate_policy
+
+    env_id = "SyntheticMDP-v0"
+    simulator, keys = simulator_for_env(env_id, {})
+    print(f"{env_id}: {simulator.num_states} states, {simulator.num_items} items, "
+          f"slates of {simulator.slate_size}; evaluating on {args.sessions} sessions each")
+    policies = {name: _make_policy(name, simulator, keys, args.seed, "ppo")
+                for name in ("random", "mix", "max")}
+    if args.ppo_steps > 0:
+        try:
+            from stable_baselines3 import PPO
+        except ImportError:
+            print("stable-baselines3 is not installed: skipping PPO (pip install recgym[sb3])")
+        else:
+            from recgym.core import SB3Policy
+            from recgym.core.sb3 import make_sb3_vec_env
+
+            started = time.perf_counter()
+            venv = make_sb3_vec_env(env_id, num_envs=64, seed=args.seed)
+            model = PPO("MlpPolicy", venv, n_steps=32, batch_size=512, n_epochs=4,
+                        learning_rate=1e-3, seed=args.seed, device="cpu")
+            model.learn(total_timesteps=args.ppo_steps, progress_bar=False)
+            print(f"trained PPO for {args.ppo_steps} user-steps on 64 batched users "
+                  f"in {time.perf_counter() - started:.1f} s")
+            policies["ppo"] = SB3Policy(model, keys, simulator.slate_size)
+    rows = {name: evaluate_policy(simulator, policy, args.sessions, seed=args.seed + 1)
+            for name, policy in policies.items()}
+    print(_format_table(rows))
+    print("random: uniform slates; mix / max: the logging policies of IRecGAN sec. 7.1 "
+          "(max = true top-k, the oracle)")
+    _plot_demo(rows, Path(args.plot))
+    print(f"plot saved to {args.plot}")
+
+
+def _env(args: argparse.Namespace) -> tuple[UserSimulator, tuple[str, ...], int]:
+    """The simulator of ``args.env``, its observation keys, and the steps per session.
+
+    Sessions are cut at ``--max-steps``, else at the env's registered episode limit.
+    """
+    import gymnasium as gym
+
+    simulator, keys = simulator_for_env(args.env, dict(args.env_arg))
+    return simulator, keys, args.max_steps or gym.spec(args.env).max_episode_steps
+
+
+def cmd_generate_logs(args: argparse.Namespace) -> None:
+    """Roll a logging policy out and save the sessions as a Parquet log."""
+    from recgym.data import LogDataset
+    from recgym.evaluation import collect_logs
+
+    simulator, keys, max_steps = _env(args)
+    policy = _make_policy(args.policy, simulator, keys, args.seed, args.algo)
+    extra = tuple(k for k in simulator.observation_spaces() if k == "true_state")
+    logs = collect_logs(simulator, policy, args.sessions, seed=args.seed,
+                        max_steps=max_steps, extra_observation_keys=extra, progress=True)
+    LogDataset(logs, num_items=simulator.num_items).save(args.out)
+    print(f"wrote {len(logs)} page views of {args.sessions} sessions (at most {max_steps} "
+          f"steps each) to {args.out} (click rate {float((logs.click >= 0).mean()):.3f})")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Evaluate one or more policies by simulated roll-outs."""
+    from recgym.evaluation import evaluate_policy
+
+    simulator, keys, max_steps = _env(args)
+    policies = {Path(spec).stem if spec not in REFERENCE_POLICIES else spec:
+                _make_policy(spec, simulator, keys, args.seed, args.algo)
+                for spec in args.policy}
+    rows = {name: evaluate_policy(simulator, policy, args.sessions, seed=args.seed,
+                                  max_steps=max_steps, progress=True)
+            for name, policy in policies.items()}
+    print(_format_table(rows))
+
+
+def _add_env_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("env", help="registered env id, e.g. SyntheticMDP-v0")
+    command.add_argument("--env-arg", action="append", default=[], type=key_value,
+                         metavar="KEY=VALUE",
+                         help="env constructor argument, repeatable (num_items=100)")
+    command.add_argument("--sessions", type=positive_int, default=1000)
+    command.add_argument("--max-steps", type=positive_int, default=None,
+                         help="cut sessions after this many steps (default: the env's "
+                              "registered episode limit)")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--algo", type=str.lower, choices=SB3_ALGORITHMS, default="ppo",
+                         help="stable-baselines3 algorithm of a saved model")
+
+
+def add_env_commands(subparsers: Any) -> None:
+    """Add ``list``, ``demo``, ``generate-logs`` and ``evaluate`` to the ``recgym`` parser."""
+    listing = subparsers.add_parser(
+        "list", help="every registered env, shipped checkpoint and dataset")
+    listing.set_defaults(func=cmd_list)
+
+    demo = subparsers.add_parser("demo",
+                                 help="run policies in SyntheticMDP-v0: table and plot")
+    demo.add_argument("--sessions", type=positive_int, default=2000, help="sessions per policy")
+    demo.add_argument("--ppo-steps", type=int, default=61_440,
+                      help="user-steps of PPO training (0 skips PPO)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--plot", default="runs/demo.png", help="where to save the plot")
+    demo.set_defaults(func=cmd_demo)
+
+    generate = subparsers.add_parser("generate-logs", help="offline logs from a logging policy")
+    _add_env_options(generate)
+    generate.add_argument("--policy", default="mix",
+                          help=f"one of {REFERENCE_POLICIES} or a saved SB3 model (.zip)")
+    generate.add_argument("--out", required=True, type=parquet_output,
+                          help="output log file (.parquet) in an existing folder")
+    generate.set_defaults(func=cmd_generate_logs)
+
+    evaluate = subparsers.add_parser("evaluate", help="return, CTR and coverage@r by roll-outs")
+    _add_env_options(evaluate)
+    evaluate.add_argument("--policy", nargs="+", default=["random"],
+                          help=f"any of {REFERENCE_POLICIES} or saved SB3 models (.zip)")
+    evaluate.set_defaults(func=cmd_evaluate)
