@@ -60,7 +60,14 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from recgym.core.batch import SimulationBatch
+from recgym.core.checkpoint import (
+    check_checkpoint,
+    checkpoint_payload,
+    load_checkpoint,
+    save_checkpoint,
+)
 from recgym.core.env import RecVectorEnv
+from recgym.core.random import isolated_global_rng
 from recgym.core.simulator import UserSimulator
 from recgym.simulators.gan_user.fit import PageViews
 
@@ -374,6 +381,7 @@ class CascadingDQN:
         device: where the networks live.
     """
 
+    @isolated_global_rng
     def __init__(self, config: CascadingDQNConfig, *, seed: int = 0,
                  device: torch.device | str = "cpu") -> None:
         self.config = config
@@ -448,6 +456,7 @@ class CascadingDQN:
         """
         return self._greedy(*self._split(observation))
 
+    @isolated_global_rng
     def fit(self, env: UserSimulator | RecVectorEnv,
             training: CDQNTraining | None = None) -> list[dict[str, float]]:
         """Cascading Q-learning (eq. 11) against a batched user simulator.
@@ -506,6 +515,7 @@ class CascadingDQN:
         self.history.extend(log)
         return log
 
+    @isolated_global_rng
     def fit_offline(self, transitions: dict[str, Tensor],
                     training: CDQNTraining | None = None) -> list[dict[str, float]]:
         """DQN-Off: cascading Q-learning (eq. 11) on logged transitions alone, no simulator.
@@ -566,19 +576,18 @@ class CascadingDQN:
 
     def checkpoint(self) -> dict:
         """Config, weights and training log (loadable with ``weights_only=True``)."""
-        return {"kind": "cascading-dqn", "config": asdict(self.config),
-                "state_dict": self.network.state_dict(), "history": self.history}
+        return checkpoint_payload("cascading-dqn", asdict(self.config),
+                                  self.network.state_dict(), history=self.history)
 
     def save(self, path) -> None:
-        """Write :meth:`checkpoint` to ``path`` with ``torch.save``."""
-        torch.save(self.checkpoint(), path)
+        """Write :meth:`checkpoint` to ``path`` atomically."""
+        save_checkpoint(path, self.checkpoint())
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict, *,
                         device: torch.device | str = "cpu") -> CascadingDQN:
         """Rebuild an agent from :meth:`checkpoint`; refuses other checkpoints."""
-        if checkpoint.get("kind") != "cascading-dqn":
-            raise ValueError(f"not a cascading DQN checkpoint (kind={checkpoint.get('kind')!r})")
+        check_checkpoint(checkpoint, "cascading-dqn")
         agent = cls(CascadingDQNConfig(**checkpoint["config"]), device=device)
         agent.network.load_state_dict(checkpoint["state_dict"])
         agent.history = [dict(row) for row in checkpoint["history"]]
@@ -587,8 +596,7 @@ class CascadingDQN:
     @classmethod
     def load(cls, path, *, device: torch.device | str = "cpu") -> CascadingDQN:
         """Load a file written by :meth:`save` (never unpickles arbitrary objects)."""
-        return cls.from_checkpoint(torch.load(path, map_location=device, weights_only=True),
-                                   device=device)
+        return cls.from_checkpoint(load_checkpoint(path, "cascading-dqn"), device=device)
 
 
 class _QLearner:

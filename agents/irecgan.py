@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from recgym.core.checkpoint import check_checkpoint, checkpoint_payload
+from recgym.core.random import isolated_global_rng
 from recgym.simulators.irecgan.discriminator import SequenceDiscriminator
 from recgym.simulators.irecgan.fit import SessionTensors
 from recgym.simulators.irecgan.model import UserBehaviorModel
@@ -108,6 +110,7 @@ class IRecGANAgent:
     seed: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
+    @isolated_global_rng
     def __post_init__(self) -> None:
         if not 1 <= self.slate_size <= self.num_items:
             raise ValueError(f"slate_size must be between 1 and num_items={self.num_items}, "
@@ -236,18 +239,16 @@ class IRecGANAgent:
 
     def checkpoint(self) -> dict:
         """Configuration, network weights and history (loadable with ``weights_only``)."""
-        return {"kind": "irecgan-agent",
-                "config": {"num_items": self.num_items, "slate_size": self.slate_size,
-                           "embedding_dim": self.embedding_dim, "hidden_size": self.hidden_size,
-                           "num_layers": self.num_layers, "greedy": self.greedy,
-                           "seed": self.seed},
-                "state_dict": self.network.state_dict(), "history": self.history}
+        config = {"num_items": self.num_items, "slate_size": self.slate_size,
+                  "embedding_dim": self.embedding_dim, "hidden_size": self.hidden_size,
+                  "num_layers": self.num_layers, "greedy": self.greedy, "seed": self.seed}
+        return checkpoint_payload("irecgan-agent", config, self.network.state_dict(),
+                                  history=self.history)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> IRecGANAgent:
         """Rebuild an agent saved by :meth:`checkpoint`; refuses other checkpoints."""
-        if checkpoint.get("kind") != "irecgan-agent":
-            raise ValueError(f"not an IRecGAN agent checkpoint (kind={checkpoint.get('kind')!r})")
+        check_checkpoint(checkpoint, "irecgan-agent")
         agent = cls(**checkpoint["config"])
         agent.network.load_state_dict(checkpoint["state_dict"])
         agent.history = list(checkpoint["history"])

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from agents.irecgan import AgentNetwork, IRecGANAgent, discounted_returns
+from recgym.core.random import isolated_global_rng
 from recgym.simulators.irecgan.fit import SessionTensors
 from recgym.simulators.irecgan.model import UserBehaviorModel
 
@@ -265,6 +266,7 @@ class AC(_OfflineTrainer):
         user_model: when given, U's generated sessions are added (that is :class:`ACU`).
     """
 
+    @isolated_global_rng
     def __init__(self, agent: IRecGANAgent, training: BaselineTraining | None = None,
                  user_model: UserBehaviorModel | None = None) -> None:
         super().__init__(agent, training, user_model)

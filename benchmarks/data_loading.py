@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from reporting import machine_description
 
 ML20M_USERS = 138_493
 ML20M_ITEMS = 26_744
@@ -125,24 +125,6 @@ def measure(path: Path, n_heldout: int) -> dict:
     }
 
 
-def machine() -> str:
-    """CPU, cores, memory and library versions of this machine."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = os.getloadavg()[0]
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, 1-min load average {load:.1f} "
-            f"as the runs ended (other jobs shared the machine); Python "
-            f"{platform.python_version()}, pandas {pd.__version__}, numpy {np.__version__}, "
-            f"pyarrow {pa.__version__}")
-
-
 def main() -> None:
     """Generate the file, run the measured pipeline in child processes, write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -196,7 +178,7 @@ def main() -> None:
         "(VmHWM), interpreter and imports included.",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
+        f"Machine: {machine_description('pandas', 'numpy', 'pyarrow')}  ",
         f"Runs: {len(runs)} (median shown; worst total {worst['total_s']:.1f} s, worst peak "
         f"{worst['peak_rss_gib']:.2f} GiB)",
         "",

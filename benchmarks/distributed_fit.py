@@ -47,7 +47,7 @@ def torchrun(nproc: int, arguments: list[str]) -> float:
 
 def recsimu_worker(args: argparse.Namespace) -> None:
     """Torchrun worker: fit RecSimu data-parallel, rank 0 writes a JSON summary."""
-    from recgym.integrations.distributed import init_data_parallel
+    from recgym.core.distributed import init_data_parallel
     from recgym.simulators.recsimu.data import BrowsingSequences, load_browsing_logs
     from recgym.simulators.recsimu.embeddings import train_item_embeddings
     from recgym.simulators.recsimu.fit import RecSimuTraining, fit_recsimu

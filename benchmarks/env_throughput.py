@@ -7,21 +7,20 @@ before timing. A long run at the largest N records resident memory to show it st
     python benchmarks/env_throughput.py --env SyntheticMDP-v0 [--quick]
     python benchmarks/env_throughput.py --env RecSimu-v0 --sizes 1 64 1024
     python benchmarks/env_throughput.py --env IRecGAN-v0 --sizes 1 64 1024 \
-        --env-kwarg checkpoint=runs/irecgan-512.pt --out benchmarks/results/irecgan_512.md
+        --env-kwarg checkpoint=runs/irecgan-512.pt \
+        --out benchmarks/results/env_throughput_irecgan_v0_hidden512.md
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
-from datetime import date
 from pathlib import Path
 
 import gymnasium as gym
-import torch
+from reporting import machine_description
 
 import recgym  # noqa: F401  (registers the envs)
 from recgym.data import atomic_write
@@ -94,11 +93,11 @@ def main() -> None:
     parser.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
                         help="constructor argument of the env (a string), repeatable")
     parser.add_argument("--out", help="results file (default benchmarks/results/"
-                                      "<env>_throughput.md)")
+                                      "env_throughput_<env>.md)")
     args = parser.parse_args()
     kwargs = dict(pair.split("=", 1) for pair in args.env_kwarg)
-    out = Path(args.out or f"benchmarks/results/{args.env.lower().replace('-', '_')}"
-                           "_throughput.md")
+    out = Path(args.out or "benchmarks/results/env_throughput_"
+                           f"{args.env.lower().replace('-', '_')}.md")
     repeats, seconds = (2, 0.5) if args.quick else (3, 2.0)
     rows = []
     for num_envs in args.sizes:
@@ -111,17 +110,13 @@ def main() -> None:
     trace = memory_trace(args.env, largest, 2_000 if args.quick else 20_000, kwargs)
     print("RSS MiB over the long run:", [f"{mib:.0f}" for _, mib in trace])
 
-    cpu = platform.processor() or platform.machine()
     command = (f"python benchmarks/env_throughput.py --env {args.env} --sizes "
                + " ".join(map(str, args.sizes)) + (" --quick" if args.quick else "")
                + "".join(f" --env-kwarg {pair}" for pair in args.env_kwarg))
     lines = [
         f"# {args.env} throughput",
         "",
-        f"Command: `{command}`"
-        f" ({date.today().isoformat()}; {os.cpu_count()} CPU cores, {cpu}, torch "
-        f"{torch.__version__}, {torch.get_num_threads()} torch threads, gymnasium "
-        f"{gym.__version__}).",
+        f"Command: `{command}` ({machine_description('gymnasium')}).",
         "",
         f"User-steps per second, median of {repeats} interleaved repeats; the ratio is the",
         "median of per-repeat ratios. Vector: `gym.make_vec(..., vectorization_mode="

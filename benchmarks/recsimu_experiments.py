@@ -11,7 +11,7 @@ generator's MAP / NDCG@40 against popularity and a GRU4Rec-style next-item model
     python benchmarks/recsimu_experiments.py --data diginetica \\
         --root ../shared/data/diginetica-cikm2016 --seeds 0 1 2
 
-Results (mean +- std over seeds) go to benchmarks/results/recsimu_<data>.md.
+Results (mean +- std over seeds) go to benchmarks/results/recsimu_experiments_<data>.md.
 """
 
 from __future__ import annotations
@@ -172,7 +172,8 @@ def main() -> None:
     parser.add_argument("--out", help="results file")
     args = parser.parse_args()
     lines = run(args)
-    out = Path(args.out or f"benchmarks/results/recsimu_{args.data.replace('/', '_')}.md")
+    name = args.data.replace("/", "_")
+    out = Path(args.out or f"benchmarks/results/recsimu_experiments_{name}.md")
     with atomic_write(out) as temporary:
         temporary.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

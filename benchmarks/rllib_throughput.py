@@ -1,7 +1,7 @@
 """RLlib PPO on SyntheticMDP-v0: sampled user-steps/s by env runners, and learning vs SB3 PPO.
 
     python benchmarks/rllib_throughput.py --part throughput   # -> results/rllib_throughput.md
-    python benchmarks/rllib_throughput.py --part curve        # -> results/rllib_vs_sb3.md/.png
+    python benchmarks/rllib_throughput.py --part curve  # -> results/rllib_throughput_vs_sb3.md/.png
 
 Throughput: a local Ray instance; every env runner holds one recgym vector env of
 ``--users`` users (``vector_entry_point``) and samples ``--rollout`` steps per user with the
@@ -21,11 +21,8 @@ evaluated on the same 2,000 sessions.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
-from datetime import date
 from pathlib import Path
 
 import gymnasium as gym
@@ -34,6 +31,7 @@ import ray
 import torch
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+from reporting import machine_description
 
 import recgym  # noqa: F401  (registers the envs)
 from recgym.data import atomic_write, save_figure
@@ -46,14 +44,6 @@ from recgym.integrations.rllib import (
 
 ENV_ID = "SyntheticMDP-v0"
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> str:
-    """One line describing where the numbers come from."""
-    load = os.getloadavg()[0]
-    return (f"{date.today()}; {os.cpu_count()} CPU cores shared with other jobs (1-min load "
-            f"{load:.1f} at the end), {platform.machine()}, torch {torch.__version__}, "
-            f"ray {ray.__version__}, gymnasium {gym.__version__}")
 
 
 def _sample_steps(runner, steps: int) -> int:
@@ -109,7 +99,7 @@ def throughput(args: argparse.Namespace) -> None:
         f"# RLlib PPO sampling throughput on {ENV_ID}", "",
         f"Command: `python benchmarks/rllib_throughput.py --part throughput --users "
         f"{args.users} --rollout {args.rollout} --repeats {args.repeats} --runners "
-        f"{' '.join(map(str, args.runners))}` ({machine()}).", "",
+        f"{' '.join(map(str, args.runners))}` ({machine_description('ray', 'gymnasium')}).", "",
         f"A local Ray instance ({max(args.runners) + 1} logical CPUs on 2 physical cores); each "
         f"env runner holds {args.users} users and samples {args.rollout} steps per user with "
         "the PPO module (exploration on); all runners sample at once. Median (min-max) over "
@@ -218,11 +208,11 @@ def curve(args: argparse.Namespace) -> None:
     lines = [
         f"# RLlib PPO vs stable-baselines3 PPO on {ENV_ID} at equal samples", "",
         f"Command: `python benchmarks/rllib_throughput.py --part curve --total-steps "
-        f"{args.total_steps} --seed {args.seed}` ({machine()}).", "",
+        f"{args.total_steps} --seed {args.seed}` ({machine_description('ray', 'gymnasium')}).", "",
         "Both configured alike (see the script's docstring): 64 users, 2,048 user-steps per "
         "update, one seed. Mean return of the last 100 finished training sessions after each "
         "update (RLlib: `episode_return_mean`; SB3: `VecMonitor`'s buffer). One env runner "
-        "for RLlib. Plot: `rllib_vs_sb3.png`.", "",
+        "for RLlib. Plot: `rllib_throughput_vs_sb3.png`.", "",
         "| update | user-steps (SB3; RLlib samples at least as many) | RLlib PPO | SB3 PPO |",
         "|---:|---:|---:|---:|",
     ]
@@ -235,7 +225,7 @@ def curve(args: argparse.Namespace) -> None:
     for name, evaluation in evaluations.items():
         lines.append(f"| {name} | {seconds.get(name, '-')} | {evaluation.mean_return:.3f} | "
                      f"{evaluation.return_std_err:.3f} | {evaluation.ctr:.3f} |")
-    with atomic_write(RESULTS / "rllib_vs_sb3.md") as temporary:
+    with atomic_write(RESULTS / "rllib_throughput_vs_sb3.md") as temporary:
         Path(temporary).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -253,7 +243,7 @@ def _plot(rl_points, sb_points) -> None:
     axis.set_ylabel("mean return, last 100 sessions")
     axis.set_title(f"PPO on {ENV_ID}, equal samples", fontsize=10)
     axis.legend()
-    save_figure(figure, RESULTS / "rllib_vs_sb3.png")
+    save_figure(figure, RESULTS / "rllib_throughput_vs_sb3.png")
 
 
 def main() -> None:

@@ -28,3 +28,18 @@ def shared_data() -> Path:
             pytest.fail(reason + " (RECGYM_REQUIRE_SHARED_DATA is set, so this must not skip)")
         pytest.skip(reason)
     return root
+
+
+OPTIONAL_EXTRAS = {"ray.rllib": "ray", "minari": "minari"}
+
+
+def pytest_report_header(config) -> list[str]:
+    """Say up front which optional engines are missing, so their skipped tests are not silent."""
+    import importlib.util
+
+    missing = [extra for module, extra in OPTIONAL_EXTRAS.items()
+               if importlib.util.find_spec(module.split(".")[0]) is None]
+    if not missing:
+        return ["recgym optional extras: all installed (RLlib and Minari tests run)"]
+    return [f"recgym optional extras missing: {', '.join(missing)}; their tests skip "
+            f"(install with pip install -e '.[{','.join(missing)}]')"]

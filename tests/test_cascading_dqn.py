@@ -181,7 +181,7 @@ def test_checkpoint_round_trip(tmp_path):
     observation, _ = _shown_items(TinyUsers())
     assert loaded.config == agent.config and loaded.history == agent.history
     assert torch.equal(loaded.q_values(observation)[1], agent.q_values(observation)[1])
-    with pytest.raises(ValueError, match="not a cascading DQN checkpoint"):
+    with pytest.raises(ValueError, match="checkpoint of .gan-user., expected .cascading-dqn."):
         CascadingDQN.from_checkpoint({"kind": "gan-user"})
 
 

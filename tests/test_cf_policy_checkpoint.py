@@ -10,8 +10,9 @@ import torch
 
 import recgym  # noqa: F401  (registers the env ids)
 from agents.cf import CFSFL, EASE, MultDAE, MultVAE, Popularity, RaCT, load_model
-from agents.cf.checkpoint import FORMAT
+from agents.cf.checkpoint import KIND
 from recgym.core import Policy
+from recgym.core.checkpoint import CheckpointError
 from recgym.evaluation import evaluate_policy
 from recgym.simulators.synthetic_mdp import SyntheticMDP
 
@@ -68,7 +69,9 @@ def test_policy_recommends_unseen_items_in_synthetic_mdp(fitted, name):
         assert len(set(row)) == 5 and not set(row) & set(hist)
     result = evaluate_policy(SyntheticMDP(num_items=N_ITEMS, slate_size=5), policy,
                              n_sessions=16, max_steps=20)
-    assert result.n_sessions == 16 and np.isfinite(result.mean_return) and result.ctr >= 0
+    # every session shows a slate; a click (reward 1) is what continues it
+    assert 1 <= result.mean_length <= 20 and result.mean_return == pytest.approx(
+        result.ctr * result.mean_length)
 
 
 def test_policy_runs_in_vector_env(fitted):
@@ -77,8 +80,10 @@ def test_policy_runs_in_vector_env(fitted):
     obs, _ = env.reset(seed=0)
     policy = fitted["MultVAE"].as_policy(k=5)
     for _ in range(5):
-        slate = policy.act({"clicks": torch.as_tensor(obs)})
-        obs, reward, *_ = env.step(slate.numpy())
+        slate = policy.act({"clicks": torch.as_tensor(obs)}).numpy()
+        for row, history in zip(slate, obs, strict=True):
+            assert len(set(row)) == 5 and not set(row) & (set(history) - {N_ITEMS})
+        obs, reward, *_ = env.step(slate)
     env.close()
 
 
@@ -95,7 +100,7 @@ def test_checkpoint_roundtrip(fitted, name, tmp_path):
     model = fitted[name]
     path = model.save(tmp_path / f"{name}.pt")
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == FORMAT and raw["model"] == name
+    assert raw["kind"] == KIND and raw["model"] == name and raw["recgym_checkpoint"] == 1
     loaded = load_model(path)
     assert type(loaded) is type(model) and loaded.config == model.config
     x = torch.as_tensor(random_histories(5, seed=9).toarray())
@@ -122,7 +127,10 @@ def test_resume_gives_the_uninterrupted_result(name, tmp_path):
 def test_load_rejects_foreign_files(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"weights": torch.zeros(2)}, path)
-    with pytest.raises(ValueError, match="not a recgym CF checkpoint"):
+    with pytest.raises(CheckpointError, match="not a recgym checkpoint"):
+        load_model(path)
+    torch.save({"kind": "recsimu", "config": {}, "state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="checkpoint of 'recsimu', expected 'cf-model'"):
         load_model(path)
 
 
@@ -141,10 +149,12 @@ def test_policy_runs_in_learned_simulator_envs(env_id, key):
         obs = obs if isinstance(obs, dict) else {key: obs}
         slate = policy.act({k: torch.as_tensor(v) for k, v in obs.items()})
         assert slate.shape == (3, sim.slate_size)
+        for row, history in zip(slate.tolist(), obs[key].tolist(), strict=True):
+            assert not set(row) & (set(history) - {sim.num_items})  # no item seen before
         obs, *_ = env.step(slate.numpy().reshape(env.action_space.shape))
     env.close()
     result = evaluate_policy(sim, policy, n_sessions=4, max_steps=3)
-    assert np.isfinite(result.mean_return)
+    assert result.n_sessions == 4 and 1 <= result.mean_length <= 3
 
 
 def _popularity(counts: list[int]) -> Popularity:
@@ -197,6 +207,7 @@ def test_cf_policy_acts_in_gan_user_model_env():
         assert min(shown) >= max(np.delete(scores, slate[user]))
     result = evaluate_policy(env.unwrapped.simulator, policy, n_sessions=8, max_steps=3)
     env.close()
+    assert result.mean_length == 3  # GAN user sessions end only at the horizon
     assert np.isfinite(result.mean_return)
 
 

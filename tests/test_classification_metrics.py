@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recgym.evaluation.classification import f1_score, roc_auc
+from recgym.simulators.metrics import f1_score, roc_auc
 
 
 def test_auc_hand_cases():

@@ -179,3 +179,49 @@ def test_compiled_env_pickles():
                        compile=True)
     clone = pickle.loads(pickle.dumps(env))
     assert clone.unwrapped.batch.compile
+
+
+def test_integral_seeds_of_any_type_and_refused_seeds():
+    env = gym.make("SyntheticMDP-v0")
+    first = env.reset(seed=3)[0]
+    assert np.array_equal(env.reset(seed=np.int64(3))[0], first)
+    assert np.array_equal(env.reset(seed=3.0)[0], first)
+    with pytest.raises(TypeError, match="seed must be an integer, got 1.5"):
+        env.reset(seed=1.5)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        env.reset(seed="3")
+    envs = gym.make_vec("SyntheticMDP-v0", num_envs=5, vectorization_mode="vector_entry_point")
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 9223372036854775802\]"):
+        envs.reset(seed=2**63 - 2)
+    with pytest.raises(ValueError, match="seed must be in"):
+        envs.reset(seed=-1)
+    envs.reset(seed=np.int64(2**63 - 6))  # the largest seed that leaves room for 5 users
+
+
+def test_vector_env_refuses_step_before_reset():
+    envs = gym.make_vec("SyntheticMDP-v0", num_envs=2, vectorization_mode="vector_entry_point")
+    with pytest.raises(RuntimeError, match="call envs.reset"):
+        envs.step(envs.action_space.sample())
+    envs.reset(seed=0)
+    envs.step(envs.action_space.sample())
+
+
+def test_seeded_fits_and_agents_leave_the_global_generator_alone():
+    from agents.cascading_dqn import CascadingDQN, CascadingDQNConfig
+    from recgym.core.random import isolated_global_rng
+
+    @isolated_global_rng
+    def reseeds():
+        torch.manual_seed(123)
+        return torch.rand(1)
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    first, second = reseeds(), reseeds()
+    CascadingDQN(CascadingDQNConfig(feature_dim=4, slate_size=2), seed=7)
+    assert torch.equal(torch.rand(3), expected) and torch.equal(first, second)
+    # without the decorator the same body does change the caller's draws
+    torch.manual_seed(0)
+    reseeds.__wrapped__()
+    assert not torch.equal(torch.rand(3), expected)

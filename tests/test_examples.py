@@ -31,3 +31,10 @@ def test_generate_offline_logs_example(tmp_path):
         logs = pd.read_parquet(tmp_path / "logs" / f"synthetic_mdp_{name}_30.parquet")
         assert logs.session_id.nunique() == 30
         assert ((logs.propensity > 0) & (logs.propensity <= 1)).all()
+
+
+def test_minimal_simulator_example(tmp_path):
+    out = _run("minimal_simulator.py", cwd=tmp_path)
+    returns = {line.split(":")[0]: float(line.split(":")[1].split()[0])
+               for line in out.splitlines()}
+    assert returns["popular slate"] > returns["random slates"] > 0

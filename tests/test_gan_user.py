@@ -82,7 +82,7 @@ def test_item_features_and_checkpoints_are_checked(tmp_path):
     assert item_features(items, with_year=True).shape == (2, 2)
     with pytest.raises(ValueError, match="features"):
         item_features(pd.DataFrame({"title": ["a"]}))
-    with pytest.raises(ValueError, match="not a GAN user-model checkpoint"):
+    with pytest.raises(ValueError, match="checkpoint of .recsimu., expected .gan-user."):
         GANUserModel.from_checkpoint({"kind": "recsimu"})
     model = GANUserModel(GANUserConfig(feature_dim=3))
     clone = GANUserModel.from_checkpoint(model.checkpoint())

@@ -108,7 +108,7 @@ def test_fit_command_and_env_from_its_checkpoint(tmp_path, capsys):
     assert "log-likelihood" in capsys.readouterr().out
     env = gym.make("IRecGAN-v0", checkpoint=out, slate_size=4)
     check_env(env.unwrapped, skip_render_check=True)
-    with pytest.raises(ValueError, match="not an IRecGAN"):
+    with pytest.raises(ValueError, match="checkpoint of .recsimu., expected .irecgan-user."):
         torch.save({"kind": "recsimu"}, tmp_path / "other.pt")
         IRecGANUsers.from_checkpoint(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="recgym fit irecgan-user"):

@@ -103,5 +103,6 @@ def test_env_reports_d_of_the_trajectory_so_far(users, tmp_path):
     env = gym.make("IRecGAN-v0", checkpoint=path, slate_size=4, discriminator=tmp_path / "d.pt")
     env.reset(seed=0)
     assert 0 < env.step([1, 2, 3, 4])[4]["discriminator_score"] < 1
-    with pytest.raises(ValueError, match="not an IRecGAN discriminator"):
+    with pytest.raises(ValueError,
+                       match="checkpoint of .irecgan-user., expected .irecgan-discriminator."):
         gym.make("IRecGAN-v0", checkpoint=path, discriminator=path)

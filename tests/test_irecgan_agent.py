@@ -105,6 +105,6 @@ def test_fit_command_trains_all_three_and_resumes(tmp_path, capsys):
     agent = IRecGANAgent.from_checkpoint(torch.load(tmp_path / "out" / "agent.pt",
                                                     weights_only=True))
     assert sum("q_d" in record for record in agent.history) == 2
-    with pytest.raises(ValueError, match="not an IRecGAN agent"):
+    with pytest.raises(ValueError, match="checkpoint of .irecgan-user., expected .irecgan-agent."):
         IRecGANAgent.from_checkpoint(torch.load(tmp_path / "out" / "user.pt",
                                                 weights_only=True))

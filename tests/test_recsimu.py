@@ -148,7 +148,7 @@ def test_bad_input_is_refused_clearly(fitted, tmp_path):
         RecSimuUsers(model, torch.full((4, 6), 99), torch.zeros(4, 6, dtype=torch.long))
     other = tmp_path / "other.pt"
     torch.save({"kind": "something-else"}, other)
-    with pytest.raises(ValueError, match="not a RecSimu checkpoint"):
+    with pytest.raises(ValueError, match="checkpoint of .something-else., expected .recsimu."):
         RecSimuUsers.from_checkpoint(other)
     with pytest.raises(FileNotFoundError, match="recgym fit recsimu"):
         RecSimuUsers.from_checkpoint(tmp_path / "missing.pt")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import pickle
+import sys
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -20,6 +23,12 @@ RECGYM_IDS = sorted(
     if isinstance(spec.entry_point, str) and spec.entry_point.startswith("recgym.")
 )
 
+# the worked example of docs/adding_a_simulator.md gets every check a registered id gets
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+minimal_simulator = importlib.import_module("minimal_simulator")
+minimal_simulator.register()
+ENV_IDS = [*RECGYM_IDS, minimal_simulator.ENV_ID]
+
 
 def test_registry_lists_every_described_env():
     assert RECGYM_IDS == sorted(recgym.ENV_DESCRIPTIONS)
@@ -27,7 +36,7 @@ def test_registry_lists_every_described_env():
         assert gym.spec(env_id).vector_entry_point is not None, env_id
 
 
-@pytest.mark.parametrize("env_id", RECGYM_IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_gymnasium_check_env(env_id):
     env = gym.make(env_id)
     with warnings.catch_warnings():
@@ -35,7 +44,7 @@ def test_gymnasium_check_env(env_id):
         check_env(env.unwrapped, skip_render_check=True)
 
 
-@pytest.mark.parametrize("env_id", RECGYM_IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_sb3_check_env(env_id):
     env = gym.make(env_id)
     with warnings.catch_warnings():
@@ -43,7 +52,7 @@ def test_sb3_check_env(env_id):
         sb3_check_env(env, warn=True)
 
 
-@pytest.mark.parametrize("env_id", RECGYM_IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_vector_env_spaces_and_step(env_id):
     envs = gym.make_vec(env_id, num_envs=5, vectorization_mode="vector_entry_point")
     obs, _ = envs.reset(seed=0)
@@ -77,7 +86,7 @@ def _same(a, b) -> bool:
     return bool(np.array_equal(a, b))
 
 
-@pytest.mark.parametrize("env_id", RECGYM_IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_same_seed_same_rollout(env_id):
     first = _rollout(gym.make(env_id), seed=7, steps=60)
     second = _rollout(gym.make(env_id), seed=7, steps=60)
@@ -86,7 +95,7 @@ def test_same_seed_same_rollout(env_id):
     assert not _same(tuple(first), tuple(other))
 
 
-@pytest.mark.parametrize("env_id", RECGYM_IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_env_pickles_and_continues_identically(env_id):
     env = gym.make(env_id)
     env.reset(seed=3)
@@ -111,7 +120,7 @@ def _user(observation, i):
     return observation[i]
 
 
-@pytest.mark.parametrize("env_id", RECGYM_IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_vector_user_i_matches_single_env_seeded_s_plus_i(env_id):
     num_envs, seed, steps = 3, 100, 30
     vector = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
@@ -153,7 +162,7 @@ def _observation_keys(space: gym.Space) -> list[str]:
     return list(space.spaces) if isinstance(space, gym.spaces.Dict) else []
 
 
-@pytest.mark.parametrize("env_id", RECGYM_IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_observation_keys_do_not_shadow_container_attributes(env_id):
     env = gym.make(env_id)
     simulator = env.unwrapped.simulator
@@ -165,7 +174,7 @@ def test_reserved_key_check_can_fail():
     assert {"items", "keys", "values", "update"} <= _RESERVED_KEYS
 
 
-@pytest.mark.parametrize("env_id", RECGYM_IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_sb3_algorithms_build_and_update_on_plain_gym_make(env_id):
     env = gym.make(env_id)
     policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) \
@@ -179,3 +188,22 @@ def test_sb3_algorithms_build_and_update_on_plain_gym_make(env_id):
         model.learn(32)
         action, _ = model.predict(env.observation_space.sample(), deterministic=True)
         assert env.action_space.contains(action), (env_id, type(model).__name__)
+
+
+MANUAL_SECTIONS = ("## Description", "## Action Space", "## Observation Space", "## Rewards",
+                   "## Starting State", "## Episode End", "## Arguments",
+                   "## Vectorized environment", "## Version History")
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_every_env_has_a_complete_manual(env_id):
+    spec = gym.spec(env_id)
+    module_name, class_name = spec.entry_point.split(":")
+    module = importlib.import_module(module_name)
+    manual = getattr(module, class_name).__doc__ or ""
+    missing = [section for section in MANUAL_SECTIONS if section not in manual]
+    assert not missing, f"{class_name} manual lacks {missing}"
+    assert len((module.__doc__ or "").splitlines()) >= 5, \
+        f"{module_name} docstring should state the dynamics and the readings chosen"
+    vector_class = spec.vector_entry_point.split(":")[1]
+    assert vector_class in manual, f"{class_name} manual should name {vector_class}"

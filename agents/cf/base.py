@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,11 +25,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from agents.cf.checkpoint import read_checkpoint, save_checkpoint
+from agents.cf.checkpoint import KIND, read_checkpoint
+from agents.cf.policy import CFPolicy
+from recgym.core.checkpoint import checkpoint_payload, save_checkpoint
 from recgym.evaluation.ranking import evaluate_scores, summarize
-
-if TYPE_CHECKING:
-    from agents.cf.policy import CFPolicy
 
 DEFAULT_METRICS = ("recall@20", "recall@50", "ndcg@100")
 HeldOut = tuple[sp.spmatrix, sp.spmatrix]
@@ -148,16 +147,14 @@ class CFModel(nn.Module):
         See `agents.cf.policy.CFPolicy` for ``item_ids`` (env id of each model column) and
         ``candidates_key`` (rank a candidate pool and return positions in it).
         """
-        from agents.cf.policy import CFPolicy
-
         return CFPolicy(self, k, history_key=history_key, pad_id=pad_id, item_ids=item_ids,
                         candidates_key=candidates_key)
 
     # ------------------------------------------------------------------ checkpoints
 
     def _payload(self) -> dict[str, Any]:
-        return {"model": type(self).__name__, "config": asdict(self.config),
-                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+        weights = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        return checkpoint_payload(KIND, asdict(self.config), weights, model=type(self).__name__)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write config + weights to one file (atomically)."""

@@ -15,7 +15,7 @@ the pool's items and returns positions in the pool.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,8 +23,24 @@ from torch import Tensor
 
 from recgym.evaluation.ranking import rank_top
 
-if TYPE_CHECKING:
-    from agents.cf.base import CFModel
+
+class ScoringModel(Protocol):
+    """What a policy needs of a CF model: its catalogue size and a batched ``score``."""
+
+    num_items: int
+    training: bool
+
+    def score(self, x: Tensor) -> Tensor:
+        """Scores ``(B, num_items)`` of every item for binary click rows ``x``."""
+        ...
+
+    def train(self, mode: bool = True) -> ScoringModel:
+        """Switch training mode (the policy scores in eval mode)."""
+        ...
+
+    def eval(self) -> ScoringModel:
+        """Switch to evaluation mode."""
+        ...
 
 
 class CFPolicy:
@@ -43,7 +59,7 @@ class CFPolicy:
             the slate is then ``k`` positions in that pool (best candidate first).
     """
 
-    def __init__(self, model: CFModel, k: int = 10, *, history_key: str = "clicks",
+    def __init__(self, model: ScoringModel, k: int = 10, *, history_key: str = "clicks",
                  pad_id: int | None = None, item_ids: np.ndarray | Tensor | None = None,
                  candidates_key: str | None = None) -> None:
         if not 1 <= k <= model.num_items:

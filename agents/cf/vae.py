@@ -17,7 +17,7 @@ as in Liang's code; Mult-DAE uses the same 600-200 layers as the VAE (Liang's no
 single 200 layer), with tanh on its code layer; the L2 term is ``l2_reg * sum ||W||^2`` on
 weight matrices only, added to the per-user mean loss.
 
-Data-parallel training (``torchrun``, see :mod:`recgym.integrations.distributed`) is on when
+Data-parallel training (``torchrun``, see :mod:`recgym.core.distributed`) is on when
 ``data_parallel`` is set: each rank runs the network on its shard of every global batch, the
 dropout mask and latent noise being drawn for the whole batch so that results match one
 process; gradients are all-reduced and only rank 0 writes checkpoints.
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.cf.base import Stage, TrainableCF, csr_to_dense, l2_penalty
-from recgym.integrations.distributed import DataParallel, local_rows, shard_share
+from recgym.core.distributed import DataParallel, local_rows, shard_share
 
 
 def _init_linear(layer: nn.Linear, generator: torch.Generator) -> nn.Linear:

@@ -8,7 +8,9 @@ single env reset with ``seed=s + i`` (see :mod:`recgym.core.random`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -22,6 +24,24 @@ from recgym.core.batch import SimulationBatch, as_slate_tensor
 from recgym.core.simulator import UserSimulator
 
 _MAX_SEED = 2**63 - 1
+
+
+def user_seed(seed: Any, users: int = 1) -> int | None:
+    """``seed`` as a Python int (numpy and integral floats accepted), checked for ``users``.
+
+    User ``i`` is seeded with ``seed + i``, so ``seed`` must leave room for all of them in
+    the int64 range of the random streams.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Real) or \
+            (not isinstance(seed, numbers.Integral) and not float(seed).is_integer()):
+        raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
+    value = int(seed)
+    if not 0 <= value <= _MAX_SEED - users:
+        raise ValueError(f"seed must be in [0, {_MAX_SEED - users}] so that the seeds of all "
+                         f"{users} users (seed + i) fit in int64, got {value}")
+    return value
 
 
 def observation_space_for(simulator: UserSimulator, keys: Sequence[str]) -> gym.Space:
@@ -97,10 +117,11 @@ class RecEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start a new session; ``seed`` restarts this user's random stream."""
+        seed = user_seed(seed)
         super().reset(seed=seed)
         if seed is not None or not self._seeded:
-            user_seed = seed if seed is not None else int(self.np_random.integers(_MAX_SEED))
-            self.batch.seed([user_seed])
+            self.batch.seed([seed if seed is not None else
+                             int(self.np_random.integers(_MAX_SEED))])
             self._seeded = True
         self.batch.reset()
         self._needs_reset = False
@@ -160,6 +181,7 @@ class RecVectorEnv(VectorEnv):
                                      device=device, compile=compile)
         self._autoreset = torch.zeros(num_envs, dtype=torch.bool, device=self.batch.device)
         self._seeded = False
+        self._started = False
 
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None):
@@ -168,6 +190,8 @@ class RecVectorEnv(VectorEnv):
         ``seed`` may also be a list of ``num_envs`` seeds. ``options={"reset_mask": m}``
         resets only the users where the boolean array ``m`` is true.
         """
+        if seed is not None and not isinstance(seed, (list, tuple, np.ndarray, Tensor)):
+            seed = user_seed(seed, self.num_envs)
         super().reset(seed=seed if isinstance(seed, int) else None)
         mask = None
         if options and "reset_mask" in options:
@@ -184,16 +208,20 @@ class RecVectorEnv(VectorEnv):
             else:
                 if len(seed) != self.num_envs:
                     raise ValueError(f"seed list needs {self.num_envs} entries, got {len(seed)}")
-                seeds = torch.as_tensor(list(seed), dtype=torch.int64)
+                seeds = torch.as_tensor([user_seed(s) for s in seed], dtype=torch.int64)
             self.batch.seed(seeds, mask)
             self._seeded = True
         self.batch.reset(mask)
+        self._started = True
         self._autoreset = (self._autoreset & ~mask) if mask is not None else \
             torch.zeros_like(self._autoreset)
         return self.observe(), {}
 
     def step(self, actions):
         """Show every user a slate: ``actions`` is an int array of shape ``(N, k)``."""
+        if not self._started:
+            raise RuntimeError("the users have no session yet: call envs.reset() before "
+                               "envs.step()")
         slate = as_slate_tensor(actions, self.simulator.slate_size,
                                 num_candidates(self.simulator), self.batch.device,
                                 batch_size=self.num_envs, single_item=self.single_item)
@@ -208,3 +236,54 @@ class RecVectorEnv(VectorEnv):
     def observe(self):
         """Current observation of every user, as the observation space describes it."""
         return to_numpy_observation(self.batch.observe(), self.observation_keys)
+
+
+@dataclass
+class EnvSetup:
+    """What an env family builds from its constructor arguments.
+
+    Attributes:
+        simulator: the batched user model.
+        observation_keys: the simulator keys the agent sees.
+        single_item: act with one item id (``Discrete``) instead of a slate.
+    """
+
+    simulator: UserSimulator
+    observation_keys: tuple[str, ...]
+    single_item: bool = False
+
+
+class FamilyEnv(RecEnv):
+    """The single env of a registered family: ``build_simulator(*args, **kwargs)`` makes it.
+
+    Each env module sets ``build_simulator`` (a ``staticmethod`` returning an
+    :class:`EnvSetup`) on one :class:`FamilyEnv` and one :class:`FamilyVectorEnv`
+    subclass, so both paths take the same arguments and build the same simulator.
+    """
+
+    build_simulator: Callable[..., EnvSetup]
+
+    def __init__(self, *args: Any, device: torch.device | str = "cpu",
+                 render_mode: str | None = None, **kwargs: Any) -> None:
+        setup = self.build_simulator(*args, device=device, **kwargs)
+        super().__init__(setup.simulator, observation_keys=setup.observation_keys,
+                         single_item=setup.single_item, device=device, render_mode=render_mode)
+
+
+class FamilyVectorEnv(RecVectorEnv):
+    """The vector env of a registered family (see :class:`FamilyEnv`).
+
+    ``num_envs`` comes first; ``max_episode_steps`` truncates sessions (``gym.make_vec``
+    passes the registered limit; None, the default when the class is built directly, never
+    truncates); ``compile`` fuses each step with ``torch.compile``.
+    """
+
+    build_simulator: Callable[..., EnvSetup]
+
+    def __init__(self, num_envs: int = 1, *args: Any, max_episode_steps: int | None = None,
+                 device: torch.device | str = "cpu", compile: bool = False,
+                 render_mode: str | None = None, **kwargs: Any) -> None:
+        setup = self.build_simulator(*args, device=device, **kwargs)
+        super().__init__(setup.simulator, num_envs, observation_keys=setup.observation_keys,
+                         single_item=setup.single_item, max_episode_steps=max_episode_steps,
+                         device=device, compile=compile, render_mode=render_mode)

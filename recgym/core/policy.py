@@ -2,14 +2,22 @@
 
 Observations are what a simulator's ``observe`` returns: a dict of tensors with leading
 batch dimension. Our agents implement :class:`Policy` directly; stable-baselines3 models
-satisfy it through :class:`SB3Policy`. A policy that can also say how likely it was to
-show a given slate implements ``slate_probability`` (needed by off-policy estimators).
+satisfy it through :class:`SB3Policy`.
+
+Off-policy estimators also ask how likely a policy was to show a logged slate. A policy
+answers by what it declares, never by its type: ``deterministic = True`` (``act`` is a
+function of the observation), ``slate_probabilities(observation, slates)`` returning
+:class:`SlateProbabilities` (whole slate, positions, prefixes, inclusion), or at least
+``slate_probability(observation, slate)`` for whole slates; ``uniform_over_items = n``
+declares the uniform random policy, which the pseudo-inverse estimator can use in closed
+form.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -28,6 +36,47 @@ class Policy(Protocol):
     def act(self, observation: dict[str, Tensor]) -> Tensor:
         """Slates for a batch of users, int64 ``(B, slate_size)``."""
         ...
+
+
+class TargetProbabilityError(ValueError):
+    """A policy cannot give the probability of a logged slate (or of its positions)."""
+
+
+@dataclass
+class SlateProbabilities:
+    """A policy's probabilities of ``n`` logged slates (numpy, for off-policy estimators).
+
+    Attributes:
+        slate: float64 ``(n,)``, probability of the whole ordered slate.
+        position: float64 ``(n, k)``, marginal probability that the logged item at
+            position ``j`` is shown at position ``j``; None if the policy cannot say.
+        prefix: float64 ``(n, k)``, probability of the logged top-``(j+1)`` prefix;
+            None if the policy cannot say.
+        inclusion: float64 ``(n, k)``, probability that the logged item at position ``j``
+            is anywhere in the policy's slate (expected count for policies that may repeat
+            items); None if the policy cannot say.
+        why_not: why ``position`` / ``prefix`` are missing (empty when present).
+    """
+
+    slate: np.ndarray
+    position: np.ndarray | None = None
+    prefix: np.ndarray | None = None
+    inclusion: np.ndarray | None = None
+    why_not: str = ""
+
+
+def distinct_prefix(slates: np.ndarray) -> np.ndarray:
+    """Bool ``(n, k)``: items ``0..j`` of each slate are pairwise distinct."""
+    k = slates.shape[1]
+    repeated = np.zeros(slates.shape, bool)
+    for j in range(1, k):
+        repeated[:, j] = (slates[:, :j] == slates[:, j:j + 1]).any(1)
+    return np.cumsum(repeated, axis=1) == 0
+
+
+def falling_factorials(n: int, k: int) -> np.ndarray:
+    """``[n, n(n-1), ..., n(n-1)...(n-k+1)]`` as float64: ordered prefixes of distinct items."""
+    return np.cumprod(np.arange(n, n - k, -1, dtype=np.float64))
 
 
 def distinct(slate: Tensor) -> Tensor:
@@ -68,6 +117,7 @@ class RandomPolicy:
         if not 1 <= slate_size <= num_items:
             raise ValueError(f"need 1 <= slate_size <= num_items, got {slate_size}, {num_items}")
         self.num_items = num_items
+        self.uniform_over_items = num_items
         self.slate_size = slate_size
         self.device = torch.device(device)
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -82,6 +132,15 @@ class RandomPolicy:
         """Probability of each logged ordered slate, float64 ``(B,)``."""
         ordered_subsets = math.perm(self.num_items, self.slate_size)
         return distinct(slate).to(torch.float64) / float(ordered_subsets)
+
+    def slate_probabilities(self, observation: dict[str, np.ndarray], slates: np.ndarray
+                            ) -> SlateProbabilities:
+        """Closed forms: ``1 / n(n-1)...`` per distinct prefix, ``1 / n`` per position."""
+        k = slates.shape[1]
+        prefix = distinct_prefix(slates) / falling_factorials(self.num_items, k)[None, :]
+        position = np.full(slates.shape, 1.0 / self.num_items)
+        return SlateProbabilities(slate=prefix[:, -1].copy(), position=position, prefix=prefix,
+                                  inclusion=position * k)
 
 
 class SB3Policy:
@@ -115,6 +174,47 @@ class SB3Policy:
             return scores_to_slate(action, self.slate_size)
         return action.to(torch.int64).reshape(-1, self.slate_size)
 
+    def slate_probabilities(self, observation: dict[str, np.ndarray], slates: np.ndarray, *,
+                            chunk_rows: int = 65_536) -> SlateProbabilities:
+        """Per-position sampling probabilities of a ``MultiDiscrete`` model (numpy, in chunks).
+
+        SB3 samples each position independently, so the slate's probability is the product
+        of the positions' and the inclusion of a logged item sums its probability over all
+        positions. Raises :class:`TargetProbabilityError` over a ``Box`` action space.
+        """
+        self._require_categorical()
+        total = len(slates)
+        position_parts, inclusion_parts = [], []
+        with torch.no_grad():
+            for start in range(0, total, chunk_rows):
+                rows = slice(start, min(start + chunk_rows, total))
+                chunk = {key: torch.from_numpy(np.ascontiguousarray(value[rows]))
+                         for key, value in observation.items()}
+                obs_tensor, _ = self.model.policy.obs_to_tensor(
+                    to_numpy_observation(chunk, self.observation_keys))
+                distribution = self.model.policy.get_distribution(obs_tensor).distribution
+                slate = torch.from_numpy(np.ascontiguousarray(slates[rows]))
+                every = torch.stack([d.probs.cpu().gather(1, slate) for d in distribution],
+                                    1).double()  # (B, position of the model, logged position)
+                position_parts.append(torch.diagonal(every, dim1=1, dim2=2).numpy())
+                inclusion_parts.append(every.sum(1).numpy())
+        position = np.concatenate(position_parts) if position_parts else np.zeros(slates.shape)
+        inclusion = np.concatenate(inclusion_parts) if inclusion_parts else np.zeros(slates.shape)
+        prefix = np.cumprod(position, axis=1)
+        return SlateProbabilities(slate=prefix[:, -1].copy(), position=position, prefix=prefix,
+                                  inclusion=inclusion)
+
+    def _require_categorical(self) -> None:
+        import gymnasium as gym
+
+        space = self.model.action_space
+        if not isinstance(space, gym.spaces.MultiDiscrete):
+            raise TargetProbabilityError(
+                f"SB3Policy(deterministic=False) over a {type(space).__name__} action space "
+                "samples Gaussian scores and takes their top-k: its slate probabilities have "
+                "no closed form. Use deterministic=True, or estimators that need only act() "
+                "(dm, sim)")
+
     def slate_probability(self, observation: dict[str, Tensor], slate: Tensor) -> Tensor:
         """Probability that :meth:`act` shows each given slate, float64 ``(B,)``.
 
@@ -126,22 +226,14 @@ class SB3Policy:
           over positions of ``model.policy.get_distribution(obs)`` probabilities.
 
         Raises:
-            NotImplementedError: a sampling policy over ``Box`` scores (a Gaussian pushed
+            TargetProbabilityError: a sampling policy over ``Box`` scores (a Gaussian pushed
                 through top-k has no closed-form slate probability); use
                 ``deterministic=True`` or estimators that only need ``act`` (DM, sim).
         """
         slate = slate.to(torch.int64)
         if self.deterministic:
             return (self.act(observation).to(slate.device) == slate).all(1).to(torch.float64)
-        import gymnasium as gym
-
-        space = self.model.action_space
-        if not isinstance(space, gym.spaces.MultiDiscrete):
-            raise NotImplementedError(
-                f"SB3Policy(deterministic=False) over a {type(space).__name__} action space "
-                "samples Gaussian scores and takes their top-k: its slate probabilities have "
-                "no closed form. Use deterministic=True, or estimators that need only act() "
-                "(dm, sim)")
+        self._require_categorical()
         numpy_obs = to_numpy_observation(observation, self.observation_keys)
         with torch.no_grad():
             obs_tensor, _ = self.model.policy.obs_to_tensor(numpy_obs)

@@ -17,10 +17,15 @@ runs in int64 holding 32-bit values, where a wrapped product keeps the correct l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
 
 import torch
 from torch import Tensor
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _MASK32 = 0xFFFFFFFF
 _MUL1 = 0x7FEB352D
@@ -127,3 +132,19 @@ class MaskedUserRandom:
         """As :meth:`UserRandom.uniform`, restricted to this view's active users."""
         mask = self.active if active is None else self.active & active
         return self.base.uniform(n, mask)
+
+
+def isolated_global_rng(function: Callable[P, R]) -> Callable[P, R]:
+    """Decorator: torch's global random state is the same after the call as before it.
+
+    Weight initialisation (``nn.Module`` constructors) and dropout draw from torch's global
+    generator, so a fit seeds it for reproducibility. Wrapped in this decorator that seed
+    stays local: fitting a model in a process never changes another component's draws.
+    """
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return function(*args, **kwargs)
+
+    return wrapper

@@ -18,16 +18,19 @@ from pathlib import Path
 
 import torch
 
-from recgym.core.env import RecEnv, RecVectorEnv
+from recgym.core.env import EnvSetup, FamilyEnv, FamilyVectorEnv
 from recgym.simulators.gan_user.users import GANUsers
 
 
-def _observation_keys(observe_ids: bool) -> tuple[str, ...]:
+def build_simulator(checkpoint: str | Path | None = None, *, slate_size: int = 5,
+                    observe_ids: bool = False, device: torch.device | str = "cpu") -> EnvSetup:
+    """The users of ``GANUserModel-v0`` (arguments as in its manual)."""
+    users = GANUsers.from_checkpoint(checkpoint, slate_size=slate_size, device=device)
     features = ("history", "candidates")
-    return features + ("clicks", "candidate_ids") if observe_ids else features
+    return EnvSetup(users, features + ("clicks", "candidate_ids") if observe_ids else features)
 
 
-class GANUserEnv(RecEnv):
+class GANUserEnv(FamilyEnv):
     """One user simulated by a fitted GAN user model (Chen et al., ICML 2019).
 
     ## Description
@@ -63,6 +66,13 @@ class GANUserEnv(RecEnv):
 
     The learned reward of the user's choice (that of no click when there is none).
 
+    ## Starting State
+
+    A click history of a held-out user drawn uniformly from the checkpoint's start
+    histories (none for a checkpoint without them), and a first candidate pool: a logged
+    display set drawn uniformly (or ``K`` catalogue items drawn uniformly when the
+    checkpoint holds no display sets).
+
     ## Episode End
 
     Truncated after ``max_episode_steps`` (the horizon; 10 as registered).
@@ -74,27 +84,22 @@ class GANUserEnv(RecEnv):
              device="cpu")
     ```
 
+    ## Vectorized environment
+
+    ``gym.make_vec("GANUserModel-v0", num_envs=1024, vectorization_mode="vector_entry_point")``
+    steps all users in one torch call (:class:`GANUserVectorEnv`, same arguments, plus
+    ``compile=True``). User ``i`` of a vector env reset with ``seed=s`` follows the
+    trajectory of a single env reset with ``seed=s + i``.
+
     ## Version History
 
     * v0: initial version.
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, *, slate_size: int = 5,
-                 observe_ids: bool = False, device: torch.device | str = "cpu",
-                 render_mode: str | None = None) -> None:
-        users = GANUsers.from_checkpoint(checkpoint, slate_size=slate_size, device=device)
-        super().__init__(users, observation_keys=_observation_keys(observe_ids), device=device,
-                         render_mode=render_mode)
+    build_simulator = staticmethod(build_simulator)
 
 
-class GANUserVectorEnv(RecVectorEnv):
+class GANUserVectorEnv(FamilyVectorEnv):
     """``num_envs`` users of :class:`GANUserEnv` stepped together (same arguments)."""
 
-    def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, *,
-                 slate_size: int = 5, max_episode_steps: int | None = 10,
-                 observe_ids: bool = False, device: torch.device | str = "cpu",
-                 compile: bool = False, render_mode: str | None = None) -> None:
-        users = GANUsers.from_checkpoint(checkpoint, slate_size=slate_size, device=device)
-        super().__init__(users, num_envs, observation_keys=_observation_keys(observe_ids),
-                         max_episode_steps=max_episode_steps, device=device, compile=compile,
-                         render_mode=render_mode)
+    build_simulator = staticmethod(build_simulator)

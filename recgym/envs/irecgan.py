@@ -15,11 +15,21 @@ from pathlib import Path
 
 import torch
 
-from recgym.core.env import RecEnv, RecVectorEnv
+from recgym.core.env import EnvSetup, FamilyEnv, FamilyVectorEnv
 from recgym.simulators.irecgan.users import IRecGANUsers
 
 
-class IRecGANEnv(RecEnv):
+def build_simulator(checkpoint: str | Path | None = None, *, slate_size: int = 10,
+                    history_length: int = 10, discriminator: str | Path | None = None,
+                    device: torch.device | str = "cpu") -> EnvSetup:
+    """The users of ``IRecGAN-v0`` (arguments as in its manual)."""
+    users = IRecGANUsers.from_checkpoint(checkpoint, discriminator=discriminator,
+                                         slate_size=slate_size, history_length=history_length,
+                                         device=device)
+    return EnvSetup(users, ("clicks",))
+
+
+class IRecGANEnv(FamilyEnv):
     """One user simulated by IRecGAN's user behaviour model U (Bai et al., NeurIPS 2019).
 
     ## Description
@@ -62,30 +72,22 @@ class IRecGANEnv(RecEnv):
     gym.make("IRecGAN-v0", checkpoint=None, slate_size=10, history_length=10, device="cpu")
     ```
 
+    ## Vectorized environment
+
+    ``gym.make_vec("IRecGAN-v0", num_envs=1024, vectorization_mode="vector_entry_point")``
+    steps all users in one torch call (:class:`IRecGANVectorEnv`, same arguments, plus
+    ``compile=True``). User ``i`` of a vector env reset with ``seed=s`` follows the
+    trajectory of a single env reset with ``seed=s + i``.
+
     ## Version History
 
     * v0: initial version.
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, *, slate_size: int = 10,
-                 history_length: int = 10, discriminator: str | Path | None = None,
-                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
-        users = IRecGANUsers.from_checkpoint(checkpoint, discriminator, slate_size=slate_size,
-                                             history_length=history_length, device=device)
-        super().__init__(users, observation_keys=("clicks",), device=device,
-                         render_mode=render_mode)
+    build_simulator = staticmethod(build_simulator)
 
 
-class IRecGANVectorEnv(RecVectorEnv):
+class IRecGANVectorEnv(FamilyVectorEnv):
     """``num_envs`` users of :class:`IRecGANEnv` stepped together (same arguments)."""
 
-    def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, *,
-                 slate_size: int = 10, history_length: int = 10,
-                 discriminator: str | Path | None = None, max_episode_steps: int | None = 200,
-                 device: torch.device | str = "cpu", compile: bool = False,
-                 render_mode: str | None = None) -> None:
-        users = IRecGANUsers.from_checkpoint(checkpoint, discriminator, slate_size=slate_size,
-                                             history_length=history_length, device=device)
-        super().__init__(users, num_envs, observation_keys=("clicks",),
-                         max_episode_steps=max_episode_steps, device=device, compile=compile,
-                         render_mode=render_mode)
+    build_simulator = staticmethod(build_simulator)

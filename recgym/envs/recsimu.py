@@ -25,13 +25,21 @@ from pathlib import Path
 
 import torch
 
-from recgym.core.env import RecEnv, RecVectorEnv
+from recgym.core.env import EnvSetup, FamilyEnv, FamilyVectorEnv
 from recgym.simulators.recsimu.users import RecSimuUsers
 
-_KEYS = ("recent_items", "feedback")
+
+def build_simulator(checkpoint: str | Path | None = None, *, slate_size: int = 1,
+                    single_item: bool = True, rewards: Sequence[float] | None = None,
+                    purchase_reward: float = 1.0, device: torch.device | str = "cpu"
+                    ) -> EnvSetup:
+    """The users of ``RecSimu-v0`` / ``RecSimuSlate-v0`` (arguments as in the manual)."""
+    users = RecSimuUsers.from_checkpoint(checkpoint, slate_size=slate_size, rewards=rewards,
+                                         purchase_reward=purchase_reward, device=device)
+    return EnvSetup(users, ("recent_items", "feedback"), single_item and slate_size == 1)
 
 
-class RecSimuEnv(RecEnv):
+class RecSimuEnv(FamilyEnv):
     """One user simulated by a fitted RecSimu model (Zhao et al., AAAI 2020).
 
     ## Description
@@ -78,32 +86,22 @@ class RecSimuEnv(RecEnv):
 
     ``info["feedback"]`` holds the sampled feedback classes.
 
+    ## Vectorized environment
+
+    ``gym.make_vec("RecSimu-v0", num_envs=1024, vectorization_mode="vector_entry_point")``
+    steps all users in one torch call (:class:`RecSimuVectorEnv`, same arguments, plus
+    ``compile=True``). User ``i`` of a vector env reset with ``seed=s`` follows the
+    trajectory of a single env reset with ``seed=s + i``.
+
     ## Version History
 
     * v0: initial version.
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, *, slate_size: int = 1,
-                 single_item: bool = True, rewards: Sequence[float] | None = None,
-                 purchase_reward: float = 1.0, device: torch.device | str = "cpu",
-                 render_mode: str | None = None) -> None:
-        users = RecSimuUsers.from_checkpoint(checkpoint, slate_size=slate_size, rewards=rewards,
-                                             purchase_reward=purchase_reward, device=device)
-        super().__init__(users, observation_keys=_KEYS, single_item=single_item and
-                         slate_size == 1, device=device, render_mode=render_mode)
+    build_simulator = staticmethod(build_simulator)
 
 
-class RecSimuVectorEnv(RecVectorEnv):
+class RecSimuVectorEnv(FamilyVectorEnv):
     """``num_envs`` RecSimu users stepped together (arguments as :class:`RecSimuEnv`)."""
 
-    def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, *,
-                 slate_size: int = 1, single_item: bool = True,
-                 rewards: Sequence[float] | None = None, purchase_reward: float = 1.0,
-                 max_episode_steps: int | None = 20, device: torch.device | str = "cpu",
-                 compile: bool = False, render_mode: str | None = None) -> None:
-        users = RecSimuUsers.from_checkpoint(checkpoint, slate_size=slate_size, rewards=rewards,
-                                             purchase_reward=purchase_reward, device=device)
-        super().__init__(users, num_envs, observation_keys=_KEYS,
-                         single_item=single_item and slate_size == 1,
-                         max_episode_steps=max_episode_steps, device=device, compile=compile,
-                         render_mode=render_mode)
+    build_simulator = staticmethod(build_simulator)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from recgym.core.env import RecEnv, RecVectorEnv
+from recgym.core.env import EnvSetup, FamilyEnv, FamilyVectorEnv
 from recgym.simulators.synthetic_mdp import (  # re-exported: the README's import path
     LOGGING_POLICIES,
     MaxRewardPolicy,
@@ -39,11 +39,16 @@ __all__ = ["LOGGING_POLICIES", "MaxRewardPolicy", "MixRewardPolicy", "SyntheticM
            "observation_spaces"]
 
 
-def _observation_keys(observe_state: bool) -> tuple[str, ...]:
-    return ("clicks", "true_state") if observe_state else ("clicks",)
+def build_simulator(num_states: int = 10, num_items: int = 50, slate_size: int = 10, *,
+                    history_length: int = 10, observe_state: bool = False, world_seed: int = 0,
+                    device: torch.device | str = "cpu") -> EnvSetup:
+    """The world of ``SyntheticMDP-v0`` and what the agent sees (arguments as in its manual)."""
+    simulator = SyntheticMDP(num_states, num_items, slate_size, history_length=history_length,
+                             world_seed=world_seed, device=device)
+    return EnvSetup(simulator, ("clicks", "true_state") if observe_state else ("clicks",))
 
 
-class SyntheticMDPEnv(RecEnv):
+class SyntheticMDPEnv(FamilyEnv):
     """One user of the synthetic recommendation MDP (IRecGAN sec. 7.1).
 
     ## Description
@@ -108,29 +113,10 @@ class SyntheticMDPEnv(RecEnv):
     * v0: initial version.
     """
 
-    def __init__(self, num_states: int = 10, num_items: int = 50, slate_size: int = 10, *,
-                 history_length: int = 10, observe_state: bool = False, world_seed: int = 0,
-                 device: torch.device | str = "cpu", render_mode: str | None = None) -> None:
-        simulator = SyntheticMDP(num_states, num_items, slate_size,
-                                 history_length=history_length, world_seed=world_seed,
-                                 device=device)
-        super().__init__(simulator, observation_keys=_observation_keys(observe_state),
-                         device=device, render_mode=render_mode)
+    build_simulator = staticmethod(build_simulator)
 
 
-class SyntheticMDPVectorEnv(RecVectorEnv):
+class SyntheticMDPVectorEnv(FamilyVectorEnv):
     """``num_envs`` users of :class:`SyntheticMDPEnv` stepped together (same arguments)."""
 
-    def __init__(self, num_envs: int = 1, num_states: int = 10, num_items: int = 50,
-                 slate_size: int = 10, *, history_length: int = 10, observe_state: bool = False,
-                 world_seed: int = 0, max_episode_steps: int | None = 200,
-                 device: torch.device | str = "cpu", compile: bool = False,
-                 render_mode: str | None = None) -> None:
-        simulator = SyntheticMDP(num_states, num_items, slate_size,
-                                 history_length=history_length, world_seed=world_seed,
-                                 device=device)
-        super().__init__(simulator, num_envs, observation_keys=_observation_keys(observe_state),
-                         max_episode_steps=max_episode_steps, device=device,
-                         compile=compile, render_mode=render_mode)
-
-
+    build_simulator = staticmethod(build_simulator)

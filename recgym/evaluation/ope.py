@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recgym.core.policy import RandomPolicy
 from recgym.data import save_figure
 from recgym.evaluation.ope_estimators import (
     ESTIMATORS,
@@ -512,7 +511,7 @@ def evaluate(policy, logs, estimators: Sequence[str | Estimator | SimulatorRollo
                                    target_draws=draws)
     explicit = estimators is not None if skip_unusable is None else not skip_unusable
     specs = list(estimators) if estimators is not None else list(ALL_ESTIMATORS)
-    uniform = logging_policy.num_items if type(logging_policy) is RandomPolicy else None
+    uniform = getattr(logging_policy, "uniform_over_items", None)
     resolved = [make_estimator(spec, switch_tau, uniform) for spec in specs]
     rows, numerators, denominators, positions = [], [], [], []
     for estimator in resolved:

@@ -135,9 +135,16 @@ class CountClickSimulator:
 
     State: the context (``true_state`` in synthetic logs; one context if the log has
     none) and the click history. A step credits each distinct shown item with its
-    fitted click rate (scaled down if they sum above 1), draws at most one click, moves
-    to ``s' ~ P(. | s, clicked item)`` after a click, and ends the session with the
-    fitted probability of no further page view after a click / a no-click in ``s``.
+    fitted click rate, draws at most one click, moves to ``s' ~ P(. | s, clicked item)``
+    after a click, and ends the session with the fitted probability of no further page
+    view after a click / a no-click in ``s``.
+
+    Per-item rates are marginal rates of the logged slates: a slate of items that each
+    did well in the logs can sum above 1. The page's click probability is then capped at
+    ``max_click``, the click rate the logs show on their page views of highest predicted
+    total (:meth:`fit`), and the items share it in proportion to their rates. Rescaling
+    to a certain click (``max_click = 1``) would make a session under such a slate never
+    end, and the simulator's value of good policies unbounded.
 
     Args:
         rates: float64 ``(m, n)`` click rates.
@@ -147,10 +154,14 @@ class CountClickSimulator:
             no-click (column 0) or a click (column 1).
         slate_size: ``k``.
         history_length: clicks observed.
+        max_click: highest click probability of a page, in (0, 1].
     """
 
     def __init__(self, rates: np.ndarray, transition: np.ndarray, start: np.ndarray,
-                 continue_prob: np.ndarray, slate_size: int, history_length: int = 10) -> None:
+                 continue_prob: np.ndarray, slate_size: int, history_length: int = 10,
+                 max_click: float = 1.0) -> None:
+        if not 0.0 < max_click <= 1.0:
+            raise ValueError(f"max_click must be in (0, 1], got {max_click}")
         self.num_states, self.num_items = rates.shape
         self.slate_size = slate_size
         self.history_length = history_length
@@ -159,12 +170,18 @@ class CountClickSimulator:
         self.cumulative_transition = self.cumulative_transition.reshape(-1, self.num_states)
         self.cumulative_start = torch.as_tensor(start, dtype=torch.float64).cumsum(0)
         self.continue_prob = torch.as_tensor(continue_prob, dtype=torch.float64)
+        self.max_click = float(max_click)
 
     @classmethod
     def fit(cls, logs: pd.DataFrame, num_items: int, *, context_column: str | None = "true_state",
             history_length: int = 10, prior_strength: float = 1.0,
-            session_weights: dict | None = None) -> CountClickSimulator:
+            session_weights: dict | None = None,
+            ceiling_quantile: float = 0.9) -> CountClickSimulator:
         """Count click rates, transitions, starts and continuations in ``logs``.
+
+        ``max_click`` is the (weighted) click rate of the logged page views whose rates
+        sum at or above their ``ceiling_quantile`` quantile: what the logs say the best
+        pages they show achieve.
 
         Args:
             logs: a log with ``session_id``, ``step``, ``slate``, ``click`` (and ``reward``).
@@ -173,6 +190,7 @@ class CountClickSimulator:
             history_length: clicks the simulated users expose.
             prior_strength: shrinkage pseudo-counts.
             session_weights: ``{session_id: weight}`` (bootstrap), default all 1.
+            ceiling_quantile: which page views set ``max_click`` (the top 10% by default).
         """
         logs = logs.sort_values(["session_id", "step"], kind="stable")
         contexts, m = contexts_from_logs(logs, context_column)
@@ -185,6 +203,9 @@ class CountClickSimulator:
         position_reward = (position_reward & first_occurrence(slates)).astype(np.float64)
         rates = ItemClickModel.fit(contexts, slates, position_reward, m, num_items,
                                    prior_strength=prior_strength, weights=weight).rates
+        totals = (rates[contexts[:, None], slates] * first_occurrence(slates)).sum(1)
+        top = (totals >= np.quantile(totals, ceiling_quantile)) if len(totals) else totals > 0
+        max_click = ((weight[top] * (click[top] >= 0)).sum() + 0.5) / (weight[top].sum() + 1.0)
         same_next = np.r_[session[1:] == session[:-1], False]
         clicked = click >= 0
         from_click = same_next & clicked
@@ -205,7 +226,8 @@ class CountClickSimulator:
         more = np.bincount(key, weights=weight * same_next, minlength=2 * m).reshape(m, 2)
         overall = (more.sum(0) + 0.5) / (total.sum(0) + 1.0)
         continue_prob = (more + prior_strength * overall[None, :]) / (total + prior_strength)
-        return cls(rates, transition, start, continue_prob, slates.shape[1], history_length)
+        return cls(rates, transition, start, continue_prob, slates.shape[1], history_length,
+                   max_click=float(max_click))
 
     @property
     def no_click(self) -> int:
@@ -220,13 +242,20 @@ class CountClickSimulator:
                 "history": torch.full((batch_size, self.history_length), self.no_click,
                                       dtype=torch.int64)}
 
+    def click_probabilities(self, contexts: Tensor, slate: Tensor) -> Tensor:
+        """``P(click slate[j])`` for each position in each context, float64 ``(B, k)``.
+
+        Repeated items count once; the page's total is capped at ``max_click``.
+        """
+        first = torch.from_numpy(first_occurrence(slate.cpu().numpy()))
+        rate = self.rates[contexts[:, None], slate] * first
+        total = rate.sum(1, keepdim=True)
+        return torch.where(total > self.max_click, rate * (self.max_click / total), rate)
+
     def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
         """At most one click by the fitted rates, then transition and continuation."""
         current, history = state["state"], state["history"]
-        first = torch.from_numpy(first_occurrence(slate.cpu().numpy()))
-        rate = self.rates[current[:, None], slate] * first
-        total = rate.sum(1, keepdim=True)
-        rate = torch.where(total > 1, rate / total, rate)
+        rate = self.click_probabilities(current, slate)
         u = rng.uniform(3).double()
         position = torch.searchsorted(rate.cumsum(1), u[:, :1].contiguous(), right=True)
         position = position.squeeze(1)

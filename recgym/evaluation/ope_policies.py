@@ -9,55 +9,31 @@ answers both for every recgym :class:`~recgym.core.policy.Policy`:
   :meth:`recgym.envs.synthetic_mdp.SyntheticMDP.observe` produced it: ``clicks`` = the
   last ``history_length`` clicked items of the session before this step, oldest first,
   padded with ``num_items``; ``true_state`` copied from the log when it is there.
-* :func:`policy_probabilities` returns :class:`SlateProbabilities`. The reference
-  policies (uniform random, pi_max, pi_mix of IRecGAN sec. 7.1) get exact closed forms;
-  deterministic policies get indicators of ``act``; stable-baselines3 ``MultiDiscrete``
-  models get their per-position categorical probabilities; any other policy may define
-  ``slate_probability`` (and optionally ``position_probability`` and
-  ``prefix_probability``). A policy that can give none of these raises
-  :class:`TargetProbabilityError`, which says which estimators remain usable.
+* :func:`policy_probabilities` returns :class:`SlateProbabilities` from what the policy
+  declares (see :mod:`recgym.core.policy`): deterministic policies get indicators of
+  ``act``; policies with ``slate_probabilities`` give their own closed forms (the uniform
+  random policy, pi_mix of IRecGAN sec. 7.1, sampling stable-baselines3 ``MultiDiscrete``
+  models); any other policy may define ``slate_probability`` (and optionally
+  ``position_probability`` and ``prefix_probability``). A policy that can give none of
+  these raises :class:`TargetProbabilityError`, which says which estimators remain usable.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-from recgym.core.policy import RandomPolicy, SB3Policy
+from recgym.core.policy import SlateProbabilities, TargetProbabilityError
+
+__all__ = ["SlateProbabilities", "TargetProbabilityError", "act_on_logs", "as_tensor_observation",
+           "falling_factorial", "is_deterministic", "observations_from_logs",
+           "policy_probabilities", "sample_target_slates"]
 
 CHUNK_ROWS = 65_536
-
-
-class TargetProbabilityError(ValueError):
-    """A policy cannot give the probability of a logged slate (or of its positions)."""
-
-
-@dataclass
-class SlateProbabilities:
-    """A policy's probabilities of the logged slates.
-
-    Attributes:
-        slate: float64 ``(n,)``, probability of the whole ordered slate.
-        position: float64 ``(n, k)``, marginal probability that the logged item at
-            position ``j`` is shown at position ``j``; None if the policy cannot say.
-        prefix: float64 ``(n, k)``, probability of the logged top-``(j+1)`` prefix;
-            None if the policy cannot say.
-        inclusion: float64 ``(n, k)``, probability that the logged item at position ``j``
-            is anywhere in the policy's slate (expected count for policies that may repeat
-            items); None if the policy cannot say.
-        why_not: why ``position`` / ``prefix`` are missing (empty when present).
-    """
-
-    slate: np.ndarray
-    position: np.ndarray | None = None
-    prefix: np.ndarray | None = None
-    inclusion: np.ndarray | None = None
-    why_not: str = ""
 
 
 def _sorted_order(session: np.ndarray, step: np.ndarray) -> np.ndarray:
@@ -128,65 +104,10 @@ def act_on_logs(policy, observation: dict[str, np.ndarray], rows: int | None = N
 def is_deterministic(policy) -> bool:
     """Whether ``policy.act`` is a function of the observation (no sampling).
 
-    True for pi_max and for objects with a true ``deterministic`` attribute (e.g.
+    True for objects with a true ``deterministic`` attribute (pi_max,
     :class:`~recgym.core.policy.SB3Policy` acting greedily).
     """
-    from recgym.simulators.synthetic_mdp import MaxRewardPolicy
-
-    if isinstance(policy, MaxRewardPolicy):
-        return True
     return bool(getattr(policy, "deterministic", False))
-
-
-def _distinct_prefix(slates: np.ndarray) -> np.ndarray:
-    """Bool ``(n, k)``: items ``0..j`` of the slate are pairwise distinct."""
-    k = slates.shape[1]
-    repeated = np.zeros(slates.shape, bool)
-    for j in range(1, k):
-        repeated[:, j] = (slates[:, :j] == slates[:, j:j + 1]).any(1)
-    return np.cumsum(repeated, axis=1) == 0
-
-
-def _falling_factorials(n: int, k: int) -> np.ndarray:
-    """``[n, n(n-1), ..., n(n-1)...(n-k+1)]`` as float64."""
-    return np.cumprod(np.arange(n, n - k, -1, dtype=np.float64))
-
-
-def _random_probabilities(policy: RandomPolicy, slates: np.ndarray) -> SlateProbabilities:
-    k = slates.shape[1]
-    distinct = _distinct_prefix(slates)
-    prefix = distinct / _falling_factorials(policy.num_items, k)[None, :]
-    position = np.full(slates.shape, 1.0 / policy.num_items)
-    return SlateProbabilities(slate=prefix[:, -1].copy(), position=position, prefix=prefix,
-                              inclusion=position * k)
-
-
-def _mix_probabilities(policy, observation: dict[str, np.ndarray], slates: np.ndarray
-                       ) -> SlateProbabilities:
-    """pi_mix: top-k with probability p, else k distinct uniform items of the reward band."""
-    if "true_state" not in observation:
-        raise TargetProbabilityError("MixRewardPolicy reads the true state: the log needs a "
-                                     "true_state column")
-    rewards = policy.rewards.numpy()
-    ranking = np.argsort(-rewards, axis=1, kind="stable")  # (m, n), same ties as torch stable
-    state = observation["true_state"]
-    n_items = rewards.shape[1]
-    rank = np.empty_like(ranking)
-    rank[np.arange(len(ranking))[:, None], ranking] = np.arange(n_items)[None, :]
-    slate_rank = rank[state[:, None], slates]  # (rows, k)
-    k = slates.shape[1]
-    top = policy.top_probability
-    start, stop = policy.band_ranks
-    band = stop - start
-    is_top_at = slate_rank == np.arange(k)[None, :]
-    in_band = (slate_rank >= start) & (slate_rank < stop)
-    top_prefix = np.cumprod(is_top_at, axis=1)
-    band_prefix = np.cumprod(in_band, axis=1) * _distinct_prefix(slates)
-    prefix = top * top_prefix + (1 - top) * band_prefix / _falling_factorials(band, k)[None, :]
-    position = top * is_top_at + (1 - top) * in_band / band
-    inclusion = top * (slate_rank < k) + (1 - top) * in_band * k / band
-    return SlateProbabilities(slate=prefix[:, -1].copy(), position=position, prefix=prefix,
-                              inclusion=inclusion)
 
 
 def _indicator_probabilities(policy, observation, slates) -> SlateProbabilities:
@@ -198,33 +119,6 @@ def _indicator_probabilities(policy, observation, slates) -> SlateProbabilities:
     prefix = np.cumprod(same, axis=1)
     inclusion = (slates[:, :, None] == chosen[:, None, :]).sum(2).astype(np.float64)
     return SlateProbabilities(slate=prefix[:, -1].copy(), position=same, prefix=prefix,
-                              inclusion=inclusion)
-
-
-def _sb3_sampling_probabilities(policy: SB3Policy, observation, slates) -> SlateProbabilities:
-    import gymnasium as gym
-
-    from recgym.core.env import to_numpy_observation
-
-    space = policy.model.action_space
-    if not isinstance(space, gym.spaces.MultiDiscrete):
-        raise TargetProbabilityError(
-            f"SB3Policy(deterministic=False) over a {type(space).__name__} action space samples "
-            "Gaussian scores and takes their top-k: no closed-form slate probability. Use "
-            "deterministic=True, or the estimators that need only act(): dm, sim")
-    parts, inclusion_parts = [], []
-    with torch.no_grad():
-        for _, _, obs, slate in _chunks(observation, slates):
-            obs_tensor, _ = policy.model.policy.obs_to_tensor(
-                to_numpy_observation(obs, policy.observation_keys))
-            dist = policy.model.policy.get_distribution(obs_tensor).distribution
-            every = torch.stack([d.probs.cpu().gather(1, slate) for d in dist], 1).double()
-            parts.append(torch.diagonal(every, dim1=1, dim2=2).numpy())  # (B, k)
-            inclusion_parts.append(every.sum(1).numpy())
-    position = np.concatenate(parts) if parts else np.zeros(slates.shape)
-    inclusion = np.concatenate(inclusion_parts) if parts else np.zeros(slates.shape)
-    prefix = np.cumprod(position, axis=1)
-    return SlateProbabilities(slate=prefix[:, -1].copy(), position=position, prefix=prefix,
                               inclusion=inclusion)
 
 
@@ -244,23 +138,15 @@ def policy_probabilities(policy, observation: dict[str, np.ndarray], slates: np.
         TargetProbabilityError: the policy gives no slate probabilities; the message says
             why and which estimators remain usable.
     """
-    from recgym.simulators.synthetic_mdp import MaxRewardPolicy, MixRewardPolicy
-
     slates = np.asarray(slates, dtype=np.int64)
     if slates.ndim != 2:
         raise ValueError(f"slates must be (rows, k), got shape {slates.shape}")
-    if type(policy) is RandomPolicy:
-        return _random_probabilities(policy, slates)
-    if type(policy) is MixRewardPolicy:
-        return _mix_probabilities(policy, observation, slates)
-    if type(policy) is MaxRewardPolicy:
-        return _indicator_probabilities(policy, observation, slates)
     if deterministic is None:
         deterministic = is_deterministic(policy)
     if deterministic:
         return _indicator_probabilities(policy, observation, slates)
-    if isinstance(policy, SB3Policy):
-        return _sb3_sampling_probabilities(policy, observation, slates)
+    if hasattr(policy, "slate_probabilities"):
+        return policy.slate_probabilities(observation, slates)
     if not hasattr(policy, "slate_probability"):
         raise TargetProbabilityError(
             f"{type(policy).__name__} has no slate_probability method and is not declared "

@@ -2,11 +2,10 @@
 
 * :mod:`recgym.integrations.rllib`: every recgym id in RLlib (Ray), the batched vector path
   inside each env runner (``pip install "recgym[ray]"``);
-* :mod:`recgym.integrations.distributed`: data-parallel fitting under ``torchrun``
-  (``torch.distributed``, gloo on CPU, NCCL on GPU; no extra);
 * :mod:`recgym.integrations.minari`: logs to and from Minari offline-RL datasets, and the
   ``recgym export-minari`` / ``import-minari`` commands (``pip install "recgym[minari]"``).
 
 Nothing here is imported by ``import recgym``; each module imports its engine lazily or
-at its own import. See docs/scaling.md.
+at its own import. Data-parallel fitting under ``torchrun`` needs no bridge: it is
+:mod:`recgym.core.distributed`, used by the fitting loops themselves. See docs/scaling.md.
 """

@@ -1,4 +1,4 @@
-"""Feedback-prediction metrics: F1 and ROC AUC (the metrics of RecSimu's Figures 6-8)."""
+"""Feedback-prediction metrics a simulator's fit reports: F1 and ROC AUC (RecSimu Figures 6-8)."""
 
 from __future__ import annotations
 

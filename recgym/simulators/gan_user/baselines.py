@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recgym.core.random import isolated_global_rng
 from recgym.simulators.gan_user.fit import PageViews, _features_of, ranked_precision
 
 BASELINES = ("popularity", "display-ctr", "iknn", "lr")
@@ -44,6 +45,7 @@ def _precision(scores: Tensor, views: PageViews, ks: tuple[int, ...]) -> dict[in
     return ranked_precision(scores[clicked], views.choice[clicked], ks)
 
 
+@isolated_global_rng
 def baseline_precision(name: str, train: PageViews, test: PageViews, features: Tensor, *,
                        ks: tuple[int, ...] = (1, 2), epochs: int = 10,
                        seed: int = 0) -> dict[int, float]:

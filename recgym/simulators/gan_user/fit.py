@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from recgym.data import LogDataset, atomic_write
+from recgym.core.checkpoint import check_checkpoint, read_checkpoint_file, save_checkpoint
+from recgym.core.random import isolated_global_rng
+from recgym.data import LogDataset
 from recgym.simulators.gan_user.model import (
     REGULARIZERS,
     GANUserConfig,
@@ -67,6 +69,7 @@ def with_popularity(features: np.ndarray, train: PageViews) -> np.ndarray:
     return np.concatenate([features, (counts / max(counts.max(), 1.0))[:, None]], axis=1)
 
 
+@isolated_global_rng
 def cooccurrence_features(train: PageViews, num_items: int, dim: int = 16,
                           seed: int = 0) -> np.ndarray:
     """Item embeddings from training clicks, for logs without item features (sessions).
@@ -304,8 +307,8 @@ def _run(phase: _Phase, train: PageViews, features: Tensor, loss_of, validate, e
 
 
 def _load_progress(path: Path, config: GANUserConfig, training: GANUserTraining) -> dict:
-    saved = torch.load(path, weights_only=True)
-    if saved.get("kind") != "gan-user" or "progress" not in saved:
+    saved = check_checkpoint(read_checkpoint_file(path), "gan-user", source=path)
+    if "progress" not in saved:
         raise ValueError(f"{path} is not a resumable GAN user-model fit; delete it or pass "
                          "another checkpoint path")
     fixed = ("regularizer", "seed", "batch_size")
@@ -319,6 +322,7 @@ def _load_progress(path: Path, config: GANUserConfig, training: GANUserTraining)
     return saved["progress"]
 
 
+@isolated_global_rng
 def fit_gan_user(train: PageViews, valid: PageViews, features: Tensor, *,
                  config: GANUserConfig | None = None, training: GANUserTraining | None = None,
                  test: PageViews | None = None, checkpoint: str | Path | None = None,
@@ -368,9 +372,8 @@ def fit_gan_user(train: PageViews, valid: PageViews, features: Tensor, *,
         best = GANUserModel(model_config)
         best.load_state_dict(latest.best_state)
         state = {**saved, **{name: phase.progress() for name, phase in phases.items()}}
-        with atomic_write(path) as temporary:
-            torch.save(best.checkpoint(training=asdict(training), features=features,
-                                       progress=state), temporary)
+        save_checkpoint(path, best.checkpoint(training=asdict(training), features=features,
+                                              progress=state))
 
     def likelihood() -> tuple[dict, float]:
         with torch.no_grad():

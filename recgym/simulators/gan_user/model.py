@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recgym.core.checkpoint import check_checkpoint, checkpoint_payload
+
 REGULARIZERS = ("entropy", "l2")
 
 
@@ -173,14 +175,12 @@ class GANUserModel(nn.Module):
 
     def checkpoint(self, **extra) -> dict:
         """Config and weights (plus ``extra`` entries), loadable with ``weights_only``."""
-        return {"kind": "gan-user", "config": self.config.to_dict(),
-                "state_dict": self.state_dict(), **extra}
+        return checkpoint_payload("gan-user", self.config.to_dict(), self.state_dict(), **extra)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> GANUserModel:
         """Rebuild from :meth:`checkpoint`; refuses other checkpoints."""
-        if checkpoint.get("kind") != "gan-user":
-            raise ValueError(f"not a GAN user-model checkpoint (kind={checkpoint.get('kind')!r})")
+        check_checkpoint(checkpoint, "gan-user", rebuild="recgym fit gan-user")
         model = cls(GANUserConfig(**checkpoint["config"]))
         model.load_state_dict(checkpoint["state_dict"])
         return model

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 
+from recgym.core.checkpoint import CheckpointError
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
-from recgym.simulators.checkpoints import load_env_checkpoint
+from recgym.simulators.checkpoints import CheckpointUsers
 from recgym.simulators.gan_user.model import GANUserModel
 
-DEFAULT_CHECKPOINT = "gan-user-ml-latest-small.pt"
 
-
-class GANUsers:
+class GANUsers(CheckpointUsers):
     """Batched users of a fitted GAN user model (implements ``UserSimulator``).
 
     Args:
@@ -31,6 +28,10 @@ class GANUsers:
         pool_size: candidates per step ``K`` when ``display_sets`` is None.
         device: where the simulation runs.
     """
+
+    checkpoint_kind = "gan-user"
+    default_checkpoint = "gan-user-ml-latest-small.pt"
+    fit_command = "recgym fit gan-user"
 
     def __init__(self, model: GANUserModel, features: Tensor, *,
                  display_sets: Tensor | None = None, start_histories: Tensor | None = None,
@@ -127,13 +128,12 @@ class GANUsers:
                 "candidate_ids": gym.spaces.Box(0, last, (self.num_candidates,), np.int64)}
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path | None = None, **kwargs) -> GANUsers:
-        """Users of a checkpoint from ``recgym fit gan-user`` (None: the shipped one)."""
-        loaded = load_env_checkpoint(checkpoint, DEFAULT_CHECKPOINT, "GAN user-model",
-                                     "recgym fit gan-user")
+    def from_loaded(cls, loaded: dict, **kwargs) -> GANUsers:
+        """The model, item features, display sets and start histories of a fitted checkpoint."""
         model = GANUserModel.from_checkpoint(loaded)
         if "features" not in loaded:
-            raise ValueError("this GAN user-model checkpoint holds no item features")
+            raise CheckpointError("this GAN user-model checkpoint holds no item features: refit "
+                                  f"it with `{cls.fit_command}`")
         return cls(model, loaded["features"], display_sets=loaded.get("display_sets"),
                    start_histories=loaded.get("start_histories"), **kwargs)
 

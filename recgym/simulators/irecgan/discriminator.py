@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recgym.core.checkpoint import check_checkpoint, checkpoint_payload
 from recgym.simulators.irecgan.fit import SessionTensors
 
 
@@ -29,6 +30,22 @@ class SequenceDiscriminator(nn.Module):
         self.embedding = nn.Embedding(num_items + 1, embedding_dim)  # last id: c_end
         self.rnn = nn.GRU(2 * embedding_dim + 1, hidden_size, batch_first=True)
         self.readout = nn.Linear(hidden_size, 1)
+
+    def checkpoint(self, **extra) -> dict:
+        """Sizes and weights (plus ``extra`` entries), loadable with ``weights_only``."""
+        config = {"num_items": self.num_items, "embedding_dim": self.embedding.embedding_dim,
+                  "hidden_size": self.rnn.hidden_size}
+        return checkpoint_payload("irecgan-discriminator", config, self.state_dict(), **extra)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> SequenceDiscriminator:
+        """Rebuild from :meth:`checkpoint`; refuses other checkpoints."""
+        check_checkpoint(checkpoint, "irecgan-discriminator", rebuild="recgym fit irecgan")
+        weights = checkpoint["state_dict"]
+        embedding, readout = weights["embedding.weight"], weights["readout.weight"]
+        discriminator = cls(len(embedding) - 1, embedding.shape[1], readout.shape[1])
+        discriminator.load_state_dict(weights)
+        return discriminator
 
     def step_inputs(self, sessions: SessionTensors) -> Tensor:
         """``(B, T, 2E + 1)`` step features of padded sessions."""

@@ -18,7 +18,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from recgym.data import LogDataset, atomic_write
+from recgym.core.checkpoint import read_checkpoint_file, save_checkpoint
+from recgym.core.random import isolated_global_rng
+from recgym.data import LogDataset
 from recgym.simulators.irecgan.model import UserBehaviorModel, UserModelConfig
 
 
@@ -106,6 +108,7 @@ def _mean_log_likelihood(model: UserBehaviorModel, data: SessionTensors,
     return total / float(data.mask.sum())
 
 
+@isolated_global_rng
 def fit_user_model(logs, *, config: UserModelConfig | None = None,
                    training: UserModelTraining | None = None,
                    checkpoint: str | Path | None = None, resume: bool = False,
@@ -141,7 +144,7 @@ def fit_user_model(logs, *, config: UserModelConfig | None = None,
     path = Path(checkpoint) if checkpoint is not None else None
     state_path = path.with_name(path.name + ".trainer") if path is not None else None
     if resume and state_path is not None and state_path.exists():
-        saved = torch.load(state_path, weights_only=True)
+        saved = read_checkpoint_file(state_path)
         model.load_state_dict(saved["state_dict"])
         optimizer.load_state_dict(saved["optimizer"])
         generator.set_state(saved["random"])
@@ -166,14 +169,12 @@ def fit_user_model(logs, *, config: UserModelConfig | None = None,
         if score > best_score:
             best_score, best_state = score, copy.deepcopy(model.state_dict())
         if path is not None:
-            with atomic_write(state_path) as temporary:
-                torch.save({"state_dict": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "random": generator.get_state(), "history": history,
-                            "best_score": best_score, "best_state": best_state}, temporary)
+            save_checkpoint(state_path, {"state_dict": model.state_dict(),
+                                         "optimizer": optimizer.state_dict(),
+                                         "random": generator.get_state(), "history": history,
+                                         "best_score": best_score, "best_state": best_state})
             best = model.checkpoint(training=asdict(training))
             best["state_dict"] = best_state
-            with atomic_write(path) as temporary:
-                torch.save(best, temporary)
+            save_checkpoint(path, best)
     model.load_state_dict(best_state)
     return UserModelFit(model.eval(), history)

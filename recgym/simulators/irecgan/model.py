@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recgym.core.checkpoint import check_checkpoint, checkpoint_payload
+
 
 @dataclass
 class UserModelConfig:
@@ -128,15 +130,13 @@ class UserBehaviorModel(nn.Module):
 
     def checkpoint(self, **extra) -> dict:
         """Config and weights (plus ``extra`` entries), loadable with ``weights_only``."""
-        return {"kind": "irecgan-user", "config": self.config.to_dict(),
-                "state_dict": self.state_dict(), **extra}
+        return checkpoint_payload("irecgan-user", self.config.to_dict(), self.state_dict(),
+                                  **extra)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> UserBehaviorModel:
         """Rebuild from :meth:`checkpoint`."""
-        if checkpoint.get("kind") != "irecgan-user":
-            raise ValueError(f"not an IRecGAN user-model checkpoint "
-                             f"(kind={checkpoint.get('kind')!r})")
+        check_checkpoint(checkpoint, "irecgan-user", rebuild="recgym fit irecgan-user")
         model = cls(UserModelConfig(**checkpoint["config"]))
         model.load_state_dict(checkpoint["state_dict"])
         return model

@@ -9,16 +9,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recgym.core.checkpoint import load_checkpoint
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
-from recgym.simulators.checkpoints import load_env_checkpoint
+from recgym.simulators.checkpoints import CheckpointUsers
 from recgym.simulators.irecgan.discriminator import SequenceDiscriminator
 from recgym.simulators.irecgan.model import UserBehaviorModel
 
-DEFAULT_CHECKPOINT = "irecgan-user-synthetic-mdp.pt"
 
-
-class IRecGANUsers:
+class IRecGANUsers(CheckpointUsers):
     """Batched users of a fitted U (implements ``UserSimulator``).
 
     Args:
@@ -30,6 +29,10 @@ class IRecGANUsers:
             state is carried along, so the cost is one GRU step).
         device: where the simulation runs.
     """
+
+    checkpoint_kind = "irecgan-user"
+    default_checkpoint = "irecgan-user-synthetic-mdp.pt"
+    fit_command = "recgym fit irecgan-user"
 
     def __init__(self, model: UserBehaviorModel, *, slate_size: int = 10,
                  history_length: int = 10, discriminator: SequenceDiscriminator | None = None,
@@ -113,25 +116,22 @@ class IRecGANUsers:
             np.full(self.history_length, self.num_items + 1, dtype=np.int64))}
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path | None = None,
-                        discriminator: str | Path | None = None, **kwargs) -> IRecGANUsers:
-        """Users of a checkpoint from ``recgym fit irecgan-user`` (None: the shipped one).
+    def from_loaded(cls, loaded: dict, discriminator: str | Path | None = None,
+                    **kwargs) -> IRecGANUsers:
+        """U of a ``recgym fit irecgan-user`` checkpoint.
 
         ``discriminator``: a ``discriminator.pt`` from ``recgym fit irecgan``, for
         ``info["discriminator_score"]``.
         """
-        loaded = load_env_checkpoint(checkpoint, DEFAULT_CHECKPOINT, "IRecGAN user-model",
-                                     "recgym fit irecgan-user")
         model = UserBehaviorModel.from_checkpoint(loaded)
         judge = None
         if discriminator is not None:
-            saved = torch.load(discriminator, map_location="cpu", weights_only=True)
-            if saved.get("kind") != "irecgan-discriminator":
-                raise ValueError(f"{discriminator} is not an IRecGAN discriminator checkpoint")
-            judge = SequenceDiscriminator(model.config.num_items,
-                                          saved["state_dict"]["embedding.weight"].shape[1],
-                                          saved["state_dict"]["readout.weight"].shape[1])
-            judge.load_state_dict(saved["state_dict"])
+            judge = SequenceDiscriminator.from_checkpoint(load_checkpoint(
+                discriminator, "irecgan-discriminator",
+                rebuild="recgym fit irecgan --data LOGS --out-dir DIR"))
+            if judge.num_items != model.config.num_items:
+                raise ValueError(f"discriminator {discriminator} knows {judge.num_items} items, "
+                                 f"the user model {model.config.num_items}: fit them together")
         return cls(model, discriminator=judge, **kwargs)
 
 

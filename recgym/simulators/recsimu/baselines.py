@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recgym.core.random import isolated_global_rng
 from recgym.simulators.recsimu.data import Tuples, TupleSplit
 from recgym.simulators.recsimu.fit import FeedbackMetrics, feedback_metrics
 from recgym.simulators.recsimu.model import StateEncoder
@@ -87,6 +88,7 @@ def _encoder_config(item_dim: int, num_feedback: int, training: BaselineTraining
                          feedback_dim=training.feedback_dim, hidden_size=training.hidden_size)
 
 
+@isolated_global_rng
 def fit_baseline(name: str, split: TupleSplit, item_vectors: Tensor, num_feedback: int,
                  training: BaselineTraining | None = None) -> FeedbackMetrics:
     """Train one baseline on ``split.train``, select on ``split.valid``, score ``split.test``."""

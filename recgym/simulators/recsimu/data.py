@@ -180,11 +180,20 @@ def load_browsing_logs(spec: str, root: str | None = None) -> tuple[pd.DataFrame
             ``diginetica`` / ``yoochoose`` (feedback: the classes present, renumbered).
         root: folder holding the dataset's files (MovieLens: optional; sessions: needed).
     """
-    from recgym.data import load_diginetica, load_logs, load_movielens, load_yoochoose
+    from recgym.data import (
+        feedback_from_clicks,
+        load_diginetica,
+        load_logs,
+        load_movielens,
+        load_yoochoose,
+    )
 
     if Path(spec).is_file():
         dataset = load_logs(spec)
-        return dataset.logs, dataset.num_items
+        logs = dataset.logs
+        if "feedback" not in logs.columns:  # e.g. `recgym generate-logs` output
+            logs = logs.assign(feedback=feedback_from_clicks(logs))
+        return logs, dataset.num_items
     if spec in SESSION_DATASETS:
         if root is None:
             raise ValueError(f"dataset {spec} needs root=FOLDER holding its files")

@@ -9,7 +9,7 @@ the validation tuples (each session's second-to-last); the best epoch's weights 
 
 Under ``torchrun`` (``WORLD_SIZE > 1``) the adversarial and pre-training epochs are
 data-parallel: each rank trains on its shard of every global mini-batch and gradients are
-all-reduced, so the result matches one process (see :mod:`recgym.integrations.distributed`);
+all-reduced, so the result matches one process (see :mod:`recgym.core.distributed`);
 only rank 0 writes the checkpoint.
 
 The paper's variants are options: RecSimu-1 (``per_feedback_fake=False``), RecSimu-2
@@ -28,14 +28,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from recgym.data import atomic_write
-from recgym.evaluation.classification import f1_score, roc_auc
-from recgym.integrations.distributed import (
+from recgym.core.checkpoint import read_checkpoint_file, save_checkpoint
+from recgym.core.distributed import (
     DataParallel,
     init_data_parallel,
     local_rows,
     shard_share,
 )
+from recgym.core.random import isolated_global_rng
+from recgym.simulators.metrics import f1_score, roc_auc
 from recgym.simulators.recsimu.data import (
     BrowsingSequences,
     Tuples,
@@ -141,17 +142,13 @@ def feedback_metrics(labels: np.ndarray, classes: np.ndarray, scores: np.ndarray
                            roc_auc(labels >= 1, scores))
 
 
-def _save_atomically(checkpoint: dict, path: Path) -> None:
-    with atomic_write(path) as temporary:
-        torch.save(checkpoint, temporary)
-
-
 def start_states(tuples: Tuples, limit: int = 5000) -> dict[str, Tensor]:
     """States a simulated session may start from (the first ``limit`` tuples given)."""
     return {"start_items": torch.from_numpy(tuples.state_items[:limit].copy()),
             "start_feedback": torch.from_numpy(tuples.state_feedback[:limit].copy())}
 
 
+@isolated_global_rng
 def fit_recsimu(logs, *, config: RecSimuConfig | None = None,
                 training: RecSimuTraining | None = None,
                 item_vectors: Tensor | None = None, checkpoint: str | Path | None = None,
@@ -198,7 +195,7 @@ def fit_recsimu(logs, *, config: RecSimuConfig | None = None,
     state_path = trainer_path(path) if path is not None else None
     saved = None
     if resume and state_path is not None and state_path.exists():
-        saved = torch.load(state_path, weights_only=True)
+        saved = read_checkpoint_file(state_path)
         item_vectors = saved["state_dict"]["item_vectors"]
     if item_vectors is None:
         train_sessions = [s for s in sequences.sessions() if len(s) > 1]
@@ -213,8 +210,8 @@ def fit_recsimu(logs, *, config: RecSimuConfig | None = None,
 
     def save() -> None:
         if path is not None and (parallel is None or parallel.is_main):
-            _save_atomically(trainer.training_state(), state_path)
-            _save_atomically(trainer.best_model(), path)
+            save_checkpoint(state_path, trainer.training_state())
+            save_checkpoint(path, trainer.best_model())
 
     trainer.run(save)
     save()  # also when a resumed run had nothing left to do: record the final settings

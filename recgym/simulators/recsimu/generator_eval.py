@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recgym.core.random import isolated_global_rng
 from recgym.simulators.recsimu.data import Tuples
 from recgym.simulators.recsimu.model import RecSimu
 
@@ -72,6 +73,7 @@ class NextItemGRU(nn.Module):
         return self.output(last[0])
 
 
+@isolated_global_rng
 def gru4rec_ranks(train: Tuples, test: Tuples, num_items: int, *, epochs: int = 5,
                   batch_size: int = 500, learning_rate: float = 1e-3, seed: int = 0) -> Tensor:
     """Train :class:`NextItemGRU` on the training tuples; ranks of the test next items."""

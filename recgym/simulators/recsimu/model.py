@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recgym.core.checkpoint import check_checkpoint, checkpoint_payload
+
 
 @dataclass
 class RecSimuConfig:
@@ -246,14 +248,12 @@ class RecSimu(nn.Module):
 
     def checkpoint(self, **extra: Tensor | dict | int | float | str) -> dict:
         """Everything needed to rebuild the model: config, weights, plus ``extra`` entries."""
-        return {"kind": "recsimu", "config": self.config.to_dict(),
-                "state_dict": self.state_dict(), **extra}
+        return checkpoint_payload("recsimu", self.config.to_dict(), self.state_dict(), **extra)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> RecSimu:
         """Rebuild from :meth:`checkpoint` (as loaded with ``weights_only=True``)."""
-        if checkpoint.get("kind") != "recsimu":
-            raise ValueError(f"not a RecSimu checkpoint (kind={checkpoint.get('kind')!r})")
+        check_checkpoint(checkpoint, "recsimu", rebuild="recgym fit recsimu")
         config = RecSimuConfig(**checkpoint["config"])
         model = cls(config, checkpoint["state_dict"]["item_vectors"])
         model.load_state_dict(checkpoint["state_dict"])

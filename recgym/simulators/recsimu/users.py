@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 
+from recgym.core.checkpoint import CheckpointError
 from recgym.core.simulator import Randomness, State, Step
-from recgym.simulators.checkpoints import load_env_checkpoint
+from recgym.simulators.checkpoints import CheckpointUsers
 from recgym.simulators.recsimu.model import RecSimu
 
-DEFAULT_CHECKPOINT = "recsimu-ml-latest-small.pt"
 
-
-class RecSimuUsers:
+class RecSimuUsers(CheckpointUsers):
     """Batched RecSimu users (implements ``UserSimulator``).
 
     Args:
@@ -30,6 +28,10 @@ class RecSimuUsers:
         purchase_reward: reward of class 2 when ``rewards`` is not given.
         device: where the simulation runs.
     """
+
+    checkpoint_kind = "recsimu"
+    default_checkpoint = "recsimu-ml-latest-small.pt"
+    fit_command = "recgym fit recsimu"
 
     def __init__(self, model: RecSimu, start_items: Tensor, start_feedback: Tensor, *,
                  slate_size: int = 1, rewards: Sequence[float] | None = None,
@@ -113,14 +115,12 @@ class RecSimuUsers:
                                                              dtype=np.int64))}
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path | None = None, **kwargs) -> RecSimuUsers:
-        """Users of a checkpoint written by ``recgym fit recsimu`` (None: the shipped one)."""
-        loaded = load_env_checkpoint(checkpoint, DEFAULT_CHECKPOINT, "RecSimu",
-                                     "recgym fit recsimu")
+    def from_loaded(cls, loaded: dict, **kwargs) -> RecSimuUsers:
+        """The model and the logged start states of a ``recgym fit recsimu`` checkpoint."""
         model = RecSimu.from_checkpoint(loaded)
         if "start_items" not in loaded:
-            raise ValueError("this RecSimu checkpoint holds no start states")
-        return cls(model, loaded["start_items"],
-                   loaded["start_feedback"], **kwargs)
+            raise CheckpointError("this RecSimu checkpoint holds no start states: refit it with "
+                                  f"`{cls.fit_command}`")
+        return cls(model, loaded["start_items"], loaded["start_feedback"], **kwargs)
 
 

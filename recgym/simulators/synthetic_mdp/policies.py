@@ -6,12 +6,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from recgym.core.policy import RandomPolicy, distinct, sample_without_replacement
+from recgym.core.policy import (
+    RandomPolicy,
+    SlateProbabilities,
+    TargetProbabilityError,
+    distinct,
+    distinct_prefix,
+    falling_factorials,
+    sample_without_replacement,
+)
 from recgym.simulators.synthetic_mdp.users import SyntheticMDP, SyntheticWorld
 
 
 class MaxRewardPolicy:
     """pi_max of sec. 7.1 (also the oracle): the k items of highest true reward, best first."""
+
+    deterministic = True  # act is a function of the observation (for off-policy estimators)
 
     def __init__(self, world: SyntheticWorld, slate_size: int) -> None:
         self.rewards = world.rewards
@@ -80,6 +90,31 @@ class MixRewardPolicy:
                                     dtype=np.float64))
         return (self.top_probability * is_top.to(torch.float64)
                 + (1.0 - self.top_probability) * in_band.to(torch.float64) / band_slates)
+
+    def slate_probabilities(self, observation: dict[str, np.ndarray], slates: np.ndarray
+                            ) -> SlateProbabilities:
+        """Closed forms over logged rows (numpy): whole slate, positions, prefixes, inclusion."""
+        if "true_state" not in observation:
+            raise TargetProbabilityError("MixRewardPolicy reads the true state: the log needs a "
+                                         "true_state column")
+        rewards = self.rewards.numpy()
+        ranking = np.argsort(-rewards, axis=1, kind="stable")  # same ties as torch's stable sort
+        rank = np.empty_like(ranking)
+        rank[np.arange(len(ranking))[:, None], ranking] = np.arange(rewards.shape[1])[None, :]
+        slate_rank = rank[observation["true_state"][:, None], slates]  # (rows, k)
+        k = slates.shape[1]
+        top = self.top_probability
+        start, stop = self.band_ranks
+        band = stop - start
+        is_top_at = slate_rank == np.arange(k)[None, :]
+        in_band = (slate_rank >= start) & (slate_rank < stop)
+        top_prefix = np.cumprod(is_top_at, axis=1)
+        band_prefix = np.cumprod(in_band, axis=1) * distinct_prefix(slates)
+        prefix = top * top_prefix + (1 - top) * band_prefix / falling_factorials(band, k)[None, :]
+        position = top * is_top_at + (1 - top) * in_band / band
+        inclusion = top * (slate_rank < k) + (1 - top) * in_band * k / band
+        return SlateProbabilities(slate=prefix[:, -1].copy(), position=position, prefix=prefix,
+                                  inclusion=inclusion)
 
 
 LOGGING_POLICIES = ("random", "max", "mix")

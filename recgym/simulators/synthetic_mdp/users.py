@@ -32,22 +32,45 @@ class SyntheticWorld:
     """The ground truth of one synthetic MDP.
 
     Attributes:
-        rewards: float ``(m, n)``, ``r(item | state)`` in [0, 1].
+        rewards: float ``(m, n)``, ``r(item | state)`` in [0, 1]: drives the click.
         transition: float ``(n, m, m)``, ``P(next_state | item, state)``; rows sum to 1.
+        continuation: optional float ``(m, n)``, ``P(continue | clicked item, state)``. None
+            (the paper's world): a click always continues the session. Given, a click on
+            ``a`` in ``s`` ends the session with probability ``1 - continuation[s, a]``, so
+            what is clicked and what keeps a user are two separate tables.
     """
 
     rewards: Tensor
     transition: Tensor
+    continuation: Tensor | None = None
 
     @classmethod
-    def random(cls, num_states: int, num_items: int, seed: int) -> SyntheticWorld:
-        """Rewards ~ U(0, 1) and Dirichlet(1) transition rows, drawn from ``seed``."""
+    def random(cls, num_states: int, num_items: int, seed: int, *,
+               continuation: tuple[float, float] | None = None) -> SyntheticWorld:
+        """Rewards ~ U(0, 1) and Dirichlet(1) transition rows, drawn from ``seed``.
+
+        Args:
+            num_states: ``m``.
+            num_items: ``n``.
+            seed: seed of every draw.
+            continuation: ``(low, high)``: also draw ``P(continue | item, state) ~ U(low,
+                high)``, independent of the rewards (drawn after them, so the rewards and
+                transitions of a seed are the same with or without it).
+        """
         generator = torch.Generator().manual_seed(seed)
         rewards = torch.rand(num_states, num_items, generator=generator, dtype=torch.float64)
         exponentials = -torch.log1p(-torch.rand(num_items, num_states, num_states,
                                                 generator=generator, dtype=torch.float64))
         transition = exponentials / exponentials.sum(-1, keepdim=True)
-        return cls(rewards.float(), transition.float())
+        keep = None
+        if continuation is not None:
+            low, high = continuation
+            if not 0.0 <= low <= high <= 1.0:
+                raise ValueError(f"continuation bounds must satisfy 0 <= low <= high <= 1, "
+                                 f"got {continuation}")
+            uniform = torch.rand(num_states, num_items, generator=generator, dtype=torch.float64)
+            keep = (low + (high - low) * uniform).float()
+        return cls(rewards.float(), transition.float(), keep)
 
     @property
     def num_states(self) -> int:
@@ -99,6 +122,9 @@ class SyntheticMDP:
             self.world.transition.cumsum(-1).reshape(num_items * num_states, num_states)
             .to(self.device)
         )
+        continuation = self.world.continuation
+        self._continuation_flat = (None if continuation is None
+                                   else continuation.reshape(-1).to(self.device))
 
     @property
     def no_click(self) -> int:
@@ -114,21 +140,29 @@ class SyntheticMDP:
         }
 
     def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
-        """Sample click candidate, Bernoulli success and transition for every user."""
+        """Sample click candidate, Bernoulli success and transition for every user.
+
+        With a continuation table, a third uniform decides whether a click continues.
+        """
         current, history = state["state"], state["history"]
         reward = self._rewards_flat.take(current[:, None] * self.num_items + slate)
         # A repeated item is shown once: each of its c copies carries 1/c of its weight,
         # which leaves the distribution over distinct items exactly as without repeats.
         weight = reward / self._multiplicity(slate)
         click_mass = (weight * reward).cumsum(1)
-        uniforms = rng.uniform(2)
+        uniforms = rng.uniform(2 if self._continuation_flat is None else 3)
         threshold = uniforms[:, :1] * weight.sum(1, keepdim=True)
         position = torch.searchsorted(click_mass, threshold, right=True).squeeze(1)
         success = position < self.slate_size
         item = slate.gather(1, position.clamp(max=self.slate_size - 1)[:, None]).squeeze(1)
         rows = self._cumulative_transition.index_select(0, item * self.num_states + current)
-        next_state = torch.searchsorted(rows, uniforms[:, 1:].contiguous(), right=True).squeeze(1)
+        next_state = torch.searchsorted(rows, uniforms[:, 1:2].contiguous(),
+                                        right=True).squeeze(1)
         next_history = torch.cat([history[:, 1:], item[:, None]], dim=1)
+        terminated = ~success
+        if self._continuation_flat is not None:
+            keep = self._continuation_flat.take(current * self.num_items + item)
+            terminated = terminated | (uniforms[:, 2] >= keep)
         return Step(
             state={
                 "state": torch.where(success, next_state.clamp(max=self.num_states - 1), current),
@@ -136,7 +170,7 @@ class SyntheticMDP:
             },
             reward=success.to(torch.float32),
             clicked=torch.where(success, item, -1),
-            terminated=~success,
+            terminated=terminated,
         )
 
     def _multiplicity(self, slate: Tensor) -> Tensor:
@@ -162,5 +196,14 @@ class SyntheticMDP:
         reward = self.world.rewards.to(self.device)[state["state"][:, None], slate]
         reward = reward.masked_fill(repeated_positions(slate), 0.0)
         return reward * reward / reward.sum(1, keepdim=True)
+
+    def continue_probabilities(self, state: State, slate: Tensor) -> Tensor:
+        """Exact ``P(continue | click slate[j])`` per position, ``(B, k)`` (reference for tests).
+
+        All ones without a continuation table (a click always continues).
+        """
+        if self.world.continuation is None:
+            return torch.ones(slate.shape, device=slate.device)
+        return self.world.continuation.to(self.device)[state["state"][:, None], slate]
 
 

@@ -1,0 +1,66 @@
+"""Where a benchmark's numbers come from (command, machine, load), and how results are written.
+
+Benchmarks run as scripts (``python benchmarks/NAME.py``), so they import this module as
+``reporting``. A results file states the command, the machine and the load, because these
+machines are shared: a figure without them cannot be compared with another.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description(*libraries: str) -> str:
+    """Date, CPU, cores, memory, load, torch threads and the versions of ``libraries``.
+
+    The 1-minute load average is read when the function is called: call it as the runs
+    end, so that a loaded machine shows in the results.
+    """
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    parts = [date.today().isoformat(), cpu_name(), f"{os.cpu_count()} CPU cores",
+             f"{memory:.0f} GiB RAM", f"1-min load average {os.getloadavg()[0]:.1f}",
+             f"Python {platform.python_version()}"]
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    for name in libraries:
+        module = sys.modules.get(name) or __import__(name)
+        parts.append(f"{name} {getattr(module, '__version__', '?')}")
+    return "; ".join(parts)
+
+
+def command_line() -> str:
+    """The command that ran this script, as a user would type it."""
+    script = Path(sys.argv[0])
+    try:
+        script = script.resolve().relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return " ".join(["python", str(script), *sys.argv[1:]])
+
+
+def write_results(path: str | os.PathLike, text: str) -> Path:
+    """Write a results file atomically (a killed run never leaves half a table)."""
+    from recgym.data import atomic_write
+
+    path = Path(path)
+    with atomic_write(path) as temporary:
+        temporary.write_text(text if text.endswith("\n") else text + "\n")
+    return path
