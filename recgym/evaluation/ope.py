@@ -57,7 +57,6 @@ from recgym.evaluation.ope_models import (
     SyntheticRewardModel,
     contexts_from_logs,
     first_occurrence,
-    rollout_clicks,
 )
 from recgym.evaluation.ope_policies import (
     SlateProbabilities,
@@ -66,6 +65,7 @@ from recgym.evaluation.ope_policies import (
     policy_probabilities,
     sample_target_slates,
 )
+from recgym.evaluation.rollout import session_totals
 
 __all__ = [
     "ALL_ESTIMATORS",
@@ -378,7 +378,7 @@ class SimulatorRollout:
             ) -> dict[str, float]:
         """Estimate (clicks per page view), interval, standard error and clicks per session."""
         simulator = self.simulator if self.simulator is not None else self.fit(data)
-        clicks, steps = rollout_clicks(simulator, policy, self.n_sessions, seed=seed,
+        clicks, steps = session_totals(simulator, policy, self.n_sessions, seed=seed,
                                        max_steps=self.max_steps)
         estimate = float(clicks.sum() / max(steps.sum(), 1))
         rng = np.random.default_rng(seed)
@@ -389,7 +389,7 @@ class SimulatorRollout:
                 picked = rng.integers(0, len(sessions), len(sessions))
                 counts = np.bincount(picked, minlength=len(sessions))
                 model = self.fit(data, dict(zip(sessions.tolist(), counts.tolist(), strict=True)))
-                c, s = rollout_clicks(model, policy, self.n_sessions,
+                c, s = session_totals(model, policy, self.n_sessions,
                                       seed=seed + (refit + 1) * self.n_sessions,
                                       max_steps=self.max_steps)
                 draws.append(c.sum() / max(s.sum(), 1))

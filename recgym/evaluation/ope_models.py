@@ -283,34 +283,3 @@ class CountClickSimulator:
         from recgym.simulators.synthetic_mdp import observation_spaces
 
         return observation_spaces(self.history_length, self.num_items, self.num_states)
-
-
-def rollout_clicks(simulator, policy, n_sessions: int, *, seed: int = 0,
-                   max_steps: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """Roll ``policy`` out in ``simulator``: clicks and page views of each session.
-
-    Returns:
-        float64 ``(n_sessions,)`` rewards summed per session and int64 ``(n_sessions,)``
-        page views per session.
-    """
-    from recgym.core.batch import SimulationBatch, as_slate_tensor
-    from recgym.core.env import num_candidates
-
-    batch = SimulationBatch(simulator, n_sessions)
-    batch.seed(torch.arange(n_sessions) + seed)
-    batch.reset()
-    alive = torch.ones(n_sessions, dtype=torch.bool)
-    clicks = torch.zeros(n_sessions, dtype=torch.float64)
-    steps = torch.zeros(n_sessions, dtype=torch.int64)
-    for _ in range(max_steps):
-        if not bool(alive.any()):
-            break
-        with torch.no_grad():
-            slate = as_slate_tensor(policy.act(batch.observe()), simulator.slate_size,
-                                    num_candidates(simulator), batch.device,
-                                    batch_size=n_sessions)
-        reward, _, terminated, _, _ = batch.step(slate)
-        clicks += reward.double() * alive
-        steps += alive.long()
-        alive &= ~terminated
-    return clicks.numpy(), steps.numpy()
