@@ -8,21 +8,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recgym.cli.arguments import key_value, parquet_output, positive_int
-from recgym.cli.policies import REFERENCE_POLICIES, SB3_ALGORITHMS, make_policy, simulator_for_env
+from recgym.cli.policies import (
+    REFERENCE_POLICIES,
+    SB3_ALGORITHMS,
+    EnvParts,
+    make_policy,
+    simulator_for_env,
+)
 
 if TYPE_CHECKING:
-    from recgym.core import Policy, UserSimulator
+    from recgym.core import Policy
     from recgym.evaluation import PolicyEvaluation
 
 
-def _make_policy(spec: str, simulator: UserSimulator, observation_keys: tuple[str, ...],
-                 seed: int, algo: str) -> Policy:
+def _make_policy(spec: str, env: EnvParts, seed: int, algo: str = "ppo",
+                 trust_model: bool = False) -> Policy:
     """A policy acting in the env's action space (GANUserModel-v0: candidate positions)."""
     from recgym.core.env import num_candidates
 
-    return make_policy(spec, num_items=num_candidates(simulator),
-                       slate_size=simulator.slate_size, simulator=simulator,
-                       observation_keys=observation_keys, algo=algo, seed=seed)
+    return make_policy(spec, num_items=num_candidates(env.simulator),
+                       slate_size=env.simulator.slate_size, simulator=env.simulator,
+                       observation_keys=env.observation_keys, algo=algo, seed=seed,
+                       observation_space=env.observation_space, action_space=env.action_space,
+                       trust_model=trust_model)
 
 
 def _format_table(rows: dict[str, PolicyEvaluation]) -> str:
@@ -108,11 +116,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from recgym.evaluation import evaluate_policy
 
     env_id = "SyntheticMDP-v0"
-    simulator, keys = simulator_for_env(env_id, {})
+    env = simulator_for_env(env_id, {})
+    simulator, keys = env.simulator, env.observation_keys
     print(f"{env_id}: {simulator.num_states} states, {simulator.num_items} items, "
           f"slates of {simulator.slate_size}; evaluating on {args.sessions} sessions each")
-    policies = {name: _make_policy(name, simulator, keys, args.seed, "ppo")
-                for name in ("random", "mix", "max")}
+    policies = {name: _make_policy(name, env, args.seed) for name in ("random", "mix", "max")}
     if args.ppo_steps > 0:
         try:
             from stable_baselines3 import PPO
@@ -139,15 +147,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"plot saved to {args.plot}")
 
 
-def _env(args: argparse.Namespace) -> tuple[UserSimulator, tuple[str, ...], int]:
-    """The simulator of ``args.env``, its observation keys, and the steps per session.
+def _env(args: argparse.Namespace) -> tuple[EnvParts, int]:
+    """The parts of ``args.env`` and the steps per session.
 
     Sessions are cut at ``--max-steps``, else at the env's registered episode limit.
     """
     import gymnasium as gym
 
-    simulator, keys = simulator_for_env(args.env, dict(args.env_arg))
-    return simulator, keys, args.max_steps or gym.spec(args.env).max_episode_steps
+    env = simulator_for_env(args.env, dict(args.env_arg))
+    return env, args.max_steps or gym.spec(args.env).max_episode_steps
 
 
 def cmd_generate_logs(args: argparse.Namespace) -> None:
@@ -155,8 +163,9 @@ def cmd_generate_logs(args: argparse.Namespace) -> None:
     from recgym.data import LogDataset
     from recgym.evaluation import collect_logs
 
-    simulator, keys, max_steps = _env(args)
-    policy = _make_policy(args.policy, simulator, keys, args.seed, args.algo)
+    env, max_steps = _env(args)
+    simulator = env.simulator
+    policy = _make_policy(args.policy, env, args.seed, args.algo, args.trust_model)
     extra = tuple(k for k in simulator.observation_spaces() if k == "true_state")
     logs = collect_logs(simulator, policy, args.sessions, seed=args.seed,
                         max_steps=max_steps, extra_observation_keys=extra, progress=True)
@@ -169,9 +178,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     """Evaluate one or more policies by simulated roll-outs."""
     from recgym.evaluation import evaluate_policy
 
-    simulator, keys, max_steps = _env(args)
+    env, max_steps = _env(args)
+    simulator = env.simulator
     policies = {Path(spec).stem if spec not in REFERENCE_POLICIES else spec:
-                _make_policy(spec, simulator, keys, args.seed, args.algo)
+                _make_policy(spec, env, args.seed, args.algo, args.trust_model)
                 for spec in args.policy}
     rows = {name: evaluate_policy(simulator, policy, args.sessions, seed=args.seed,
                                   max_steps=max_steps, progress=True)
@@ -191,6 +201,9 @@ def _add_env_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--algo", type=str.lower, choices=SB3_ALGORITHMS, default="ppo",
                          help="stable-baselines3 algorithm of a saved model")
+    command.add_argument("--trust-model", action="store_true",
+                         help="unpickle a saved model's own objects (runs code from the file: "
+                              "only for models from someone you trust)")
 
 
 def add_env_commands(subparsers: Any) -> None:

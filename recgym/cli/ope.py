@@ -13,21 +13,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recgym.cli.arguments import key_value
-from recgym.cli.policies import REFERENCE_POLICIES, SB3_ALGORITHMS, make_policy, simulator_for_env
+from recgym.cli.policies import (
+    REFERENCE_POLICIES,
+    SB3_ALGORITHMS,
+    EnvParts,
+    make_policy,
+    simulator_for_env,
+)
 
 if TYPE_CHECKING:
-    from recgym.core import UserSimulator
+    pass
 
 # recgym.evaluation.ope.ALL_ESTIMATORS (a test keeps them equal), known without importing torch
 ESTIMATORS = ("dm", "ips", "snips", "dr", "switch-dr", "slate-ips", "iips", "rips", "pi", "sim")
 
 
-def _simulator(env_id: str | None,
-               env_args: list[tuple[str, Any]]) -> tuple[UserSimulator | None, tuple[str, ...]]:
-    """The simulator of a registered env (None without ``--env``) and its observation keys."""
-    if env_id is None:
-        return None, ("clicks",)
-    return simulator_for_env(env_id, dict(env_args))
+def _env(env_id: str | None, env_args: list[tuple[str, Any]]) -> EnvParts | None:
+    """The parts of a registered env (None without ``--env``)."""
+    return None if env_id is None else simulator_for_env(env_id, dict(env_args))
 
 
 def cmd_ope(args: argparse.Namespace) -> None:
@@ -36,11 +39,15 @@ def cmd_ope(args: argparse.Namespace) -> None:
     from recgym.evaluation import ope
 
     dataset = LogDataset.load(args.logs)
-    simulator, keys = _simulator(args.env, args.env_arg)
+    env = _env(args.env, args.env_arg)
+    simulator = env.simulator if env else None
+    keys = env.observation_keys if env else ("clicks",)
     num_items = args.num_items or dataset.num_items
     make = dict(num_items=num_items, slate_size=dataset.slate_size, simulator=simulator,
                 observation_keys=tuple(args.obs_key) if args.obs_key else keys,
-                algo=args.algo, seed=args.seed)
+                algo=args.algo, seed=args.seed, trust_model=args.trust_model,
+                observation_space=env.observation_space if env else None,
+                action_space=env.action_space if env else None)
     policy = make_policy(args.policy, stochastic=args.stochastic, **make)
     logging = make_policy(args.logging_policy, **make) if args.logging_policy else None
     history_length = args.history_length or getattr(simulator, "history_length", 10)
@@ -87,6 +94,9 @@ def add_ope_commands(subparsers: Any) -> None:
                               "gives the per-position propensities iips / rips / pi need")
     command.add_argument("--algo", type=str.lower, choices=SB3_ALGORITHMS, default="ppo",
                          help="SB3 algorithm of a saved model")
+    command.add_argument("--trust-model", action="store_true",
+                         help="unpickle a saved model's own objects (runs code from the file: "
+                              "only for models from someone you trust)")
     command.add_argument("--stochastic", action="store_true",
                          help="evaluate a saved model's sampling policy (default: greedy)")
     command.add_argument("--obs-key", action="append", default=[],
