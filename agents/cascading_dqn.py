@@ -63,6 +63,7 @@ from recgym.core.batch import SimulationBatch
 from recgym.core.checkpoint import (
     check_checkpoint,
     checkpoint_payload,
+    config_from_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
@@ -588,7 +589,7 @@ class CascadingDQN:
                         device: torch.device | str = "cpu") -> CascadingDQN:
         """Rebuild an agent from :meth:`checkpoint`; refuses other checkpoints."""
         check_checkpoint(checkpoint, "cascading-dqn")
-        agent = cls(CascadingDQNConfig(**checkpoint["config"]), device=device)
+        agent = cls(config_from_checkpoint(CascadingDQNConfig, checkpoint), device=device)
         agent.network.load_state_dict(checkpoint["state_dict"])
         agent.history = [dict(row) for row in checkpoint["history"]]
         return agent

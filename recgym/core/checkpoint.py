@@ -125,3 +125,13 @@ def load_checkpoint(path: str | os.PathLike, kind: str | Collection[str], *,
     """Read and check a checkpoint file of the given kind(s) (see :func:`check_checkpoint`)."""
     payload = read_checkpoint_file(path, rebuild=rebuild)
     return check_checkpoint(payload, kind, source=path, rebuild=rebuild)
+
+
+def config_from_checkpoint(config_class: type, payload: dict[str, Any], *,
+                           source: str | os.PathLike = "checkpoint") -> Any:
+    """The checkpoint's config as ``config_class``; a config that does not fit is refused."""
+    try:
+        return config_class(**payload["config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{source} ({payload.get('kind')}) holds a config that does not "
+                              f"fit {config_class.__name__}: {error}") from None

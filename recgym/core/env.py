@@ -20,6 +20,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
+from recgym.core import validation
 from recgym.core.batch import SimulationBatch, as_slate_tensor
 from recgym.core.simulator import UserSimulator
 
@@ -71,6 +72,57 @@ def _first_user(observation):
     return observation[0]
 
 
+RENDER_MODES = ["ansi"]
+_RENDER_MAX_IDS = 20  # an integer observation key with more ids than this is left out
+
+
+def _ids(values: np.ndarray) -> str:
+    return "[" + " ".join(str(int(v)) for v in np.asarray(values).reshape(-1)) + "]"
+
+
+def render_users(simulator: UserSimulator, batch: SimulationBatch,
+                 last: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> list[str]:
+    """One short text per user: last slate, click and reward, recent history, true state.
+
+    The history lines are the simulator's integer observation keys of at most 20 ids (its
+    item-id histories, feedback and, in synthetic worlds, the true state); float features
+    are left out. A simulator may add lines with a ``describe(state) -> list[str]`` hook
+    (one string per user of the batch).
+
+    Args:
+        simulator: the user model.
+        batch: the users' simulation (its state and elapsed steps).
+        last: ``(slates (N, k), clicked (N,), reward (N,))`` of the last step, None before.
+    """
+    observation = {key: value.cpu().numpy() for key, value in batch.observe().items()
+                   if not value.dtype.is_floating_point and value[0].numel() <= _RENDER_MAX_IDS}
+    describe = getattr(simulator, "describe", None)
+    extra = describe(batch.state) if describe is not None else None
+    elapsed = batch.elapsed.cpu().numpy()
+    texts = []
+    for user in range(batch.num_users):
+        if last is None:
+            lines = [f"step {int(elapsed[user])}: no slate shown yet"]
+        else:
+            slates, clicked, reward = last
+            click = int(clicked[user])
+            lines = [f"step {int(elapsed[user])}: slate {_ids(slates[user])} -> "
+                     f"{'no click' if click < 0 else f'click {click}'}, "
+                     f"reward {float(reward[user]):.3g}"]
+        lines += [f"{key}: {_ids(value[user]) if value[user].ndim else int(value[user])}"
+                  for key, value in observation.items()]
+        if extra is not None:
+            lines.append(extra[user])
+        texts.append("\n".join(lines))
+    return texts
+
+
+def _check_render_mode(render_mode: str | None) -> None:
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, got "
+                         f"{render_mode!r}")
+
+
 def num_candidates(simulator: UserSimulator) -> int:
     """How many ids a slate position can take (the catalogue unless the model says otherwise)."""
     return int(getattr(simulator, "num_candidates", simulator.num_items))
@@ -94,24 +146,25 @@ class RecEnv(gym.Env):
         observation_keys: which of the simulator's observation keys the agent sees.
         single_item: act with one item id (``Discrete``) instead of a slate of one.
         device: where the simulation runs.
-        render_mode: not supported beyond None (kept for Gymnasium's signature).
+        render_mode: ``"ansi"``: :meth:`render` returns a short text of the last slate,
+            the click, the user's recent history and the true state where there is one.
 
     The episode terminates when the user leaves; time limits come from the registered
     ``max_episode_steps`` (Gymnasium's ``TimeLimit``).
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 1}
 
     def __init__(self, simulator: UserSimulator, *, observation_keys: Sequence[str],
                  single_item: bool = False, device: torch.device | str = "cpu",
                  render_mode: str | None = None) -> None:
         self.simulator = simulator
         self.observation_keys = tuple(observation_keys)
-        self.single_item = single_item
+        self.single_item = validation.flag("single_item", single_item)
         self.render_mode = render_mode
         self.observation_space = observation_space_for(simulator, self.observation_keys)
         self.action_space = slate_action_space(simulator, single_item)
-        self.batch = SimulationBatch(simulator, 1, device=device)
+        self.batch = SimulationBatch(simulator, 1, device=validation.device(device))
         self._seeded = False
         self._needs_reset = True
 
@@ -125,6 +178,7 @@ class RecEnv(gym.Env):
             self._seeded = True
         self.batch.reset()
         self._needs_reset = False
+        self._last = None
         return _first_user(to_numpy_observation(self.batch.observe(), self.observation_keys)), {}
 
     def step(self, action):
@@ -135,12 +189,19 @@ class RecEnv(gym.Env):
                                 num_candidates(self.simulator), self.batch.device,
                                 single_item=self.single_item)
         reward, clicked, terminated, _, info = self.batch.step(slate)
+        self._last = (slate.cpu().numpy(), clicked.cpu().numpy(), reward.cpu().numpy())
         self._needs_reset = bool(terminated[0])
         observation = _first_user(to_numpy_observation(self.batch.observe(),
                                                         self.observation_keys))
         step_info = {"clicked": int(clicked[0])}
         step_info.update({key: value[0].cpu().numpy() for key, value in info.items()})
         return observation, float(reward[0]), bool(terminated[0]), False, step_info
+
+    def render(self) -> str | None:
+        """With ``render_mode="ansi"``: the last slate, click, recent history and true state."""
+        if self.render_mode != "ansi":
+            return None
+        return render_users(self.simulator, self.batch, self._last)[0]
 
 
 class RecVectorEnv(VectorEnv):
@@ -155,30 +216,37 @@ class RecVectorEnv(VectorEnv):
         device: where the simulation runs.
         compile: fuse each step with ``torch.compile`` (see
             :class:`~recgym.core.batch.SimulationBatch`); same results, faster at scale.
-        render_mode: not supported beyond None.
+        render_mode: ``"ansi"``: :meth:`render` returns one short text per user (last
+            slate, click, recent history, true state where there is one).
 
     Autoreset is Gymnasium's next-step mode: after a user's session ends, the next
     ``step`` ignores that user's action, starts a new session and returns its first
     observation with reward 0. ``infos["clicked"]`` holds each user's clicked item (-1: none).
     """
 
-    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP,
+                                "render_modes": RENDER_MODES, "render_fps": 1}
 
     def __init__(self, simulator: UserSimulator, num_envs: int, *,
                  observation_keys: Sequence[str], single_item: bool = False,
                  max_episode_steps: int | None = None, device: torch.device | str = "cpu",
                  compile: bool = False, render_mode: str | None = None) -> None:
         self.simulator = simulator
-        self.num_envs = num_envs
+        self.num_envs = validation.integer("num_envs", num_envs, minimum=1)
         self.observation_keys = tuple(observation_keys)
-        self.single_item = single_item
+        self.single_item = validation.flag("single_item", single_item)
+        if max_episode_steps is not None:
+            max_episode_steps = validation.integer("max_episode_steps", max_episode_steps,
+                                                   minimum=1)
+        num_envs = self.num_envs
         self.render_mode = render_mode
         self.single_observation_space = observation_space_for(simulator, self.observation_keys)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = slate_action_space(simulator, single_item)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.batch = SimulationBatch(simulator, num_envs, max_episode_steps=max_episode_steps,
-                                     device=device, compile=compile)
+                                     device=validation.device(device),
+                                     compile=validation.flag("compile", compile))
         self._autoreset = torch.zeros(num_envs, dtype=torch.bool, device=self.batch.device)
         self._seeded = False
         self._started = False
@@ -213,6 +281,8 @@ class RecVectorEnv(VectorEnv):
             self._seeded = True
         self.batch.reset(mask)
         self._started = True
+        if mask is None:
+            self._last = None
         self._autoreset = (self._autoreset & ~mask) if mask is not None else \
             torch.zeros_like(self._autoreset)
         return self.observe(), {}
@@ -228,10 +298,17 @@ class RecVectorEnv(VectorEnv):
         restarting = self._autoreset if bool(self._autoreset.any()) else None
         reward, clicked, terminated, truncated, info = self.batch.step(slate, restarting)
         self._autoreset = terminated | truncated
+        self._last = (slate.cpu().numpy(), clicked.cpu().numpy(), reward.cpu().numpy())
         infos = {"clicked": clicked.cpu().numpy()}
         infos.update({key: value.cpu().numpy() for key, value in info.items()})
         return (self.observe(), reward.cpu().numpy(), terminated.cpu().numpy(),
                 truncated.cpu().numpy(), infos)
+
+    def render(self) -> tuple[str, ...] | None:
+        """With ``render_mode="ansi"``: one text per user, as :meth:`RecEnv.render` gives."""
+        if self.render_mode != "ansi":
+            return None
+        return tuple(render_users(self.simulator, self.batch, self._last))
 
     def observe(self):
         """Current observation of every user, as the observation space describes it."""
@@ -265,7 +342,7 @@ class FamilyEnv(RecEnv):
 
     def __init__(self, *args: Any, device: torch.device | str = "cpu",
                  render_mode: str | None = None, **kwargs: Any) -> None:
-        setup = self.build_simulator(*args, device=device, **kwargs)
+        setup = self.build_simulator(*args, device=validation.device(device), **kwargs)
         super().__init__(setup.simulator, observation_keys=setup.observation_keys,
                          single_item=setup.single_item, device=device, render_mode=render_mode)
 
@@ -283,7 +360,8 @@ class FamilyVectorEnv(RecVectorEnv):
     def __init__(self, num_envs: int = 1, *args: Any, max_episode_steps: int | None = None,
                  device: torch.device | str = "cpu", compile: bool = False,
                  render_mode: str | None = None, **kwargs: Any) -> None:
-        setup = self.build_simulator(*args, device=device, **kwargs)
+        num_envs = validation.integer("num_envs", num_envs, minimum=1)
+        setup = self.build_simulator(*args, device=validation.device(device), **kwargs)
         super().__init__(setup.simulator, num_envs, observation_keys=setup.observation_keys,
                          single_item=setup.single_item, max_episode_steps=max_episode_steps,
                          device=device, compile=compile, render_mode=render_mode)

@@ -43,6 +43,14 @@ def _slate_shape(space: gym.Space, wrapper: str) -> tuple[int, int]:
     raise TypeError(f"{wrapper} wraps a MultiDiscrete slate or Discrete item space, got {space}")
 
 
+def _check_scores(scores, shape: tuple[int, ...], wrapper: str) -> None:
+    """Refuse scores whose shape is not the action space's (one score per candidate)."""
+    given = tuple(np.shape(scores))
+    if given != shape:
+        raise ValueError(f"{wrapper} needs one score per candidate, an array of shape {shape}, "
+                         f"got shape {given}")
+
+
 def _score_space(n_candidates: int) -> gym.spaces.Box:
     return gym.spaces.Box(-1.0, 1.0, shape=(n_candidates,), dtype=np.float32)
 
@@ -58,6 +66,7 @@ class TopKSlate(gym.ActionWrapper):
 
     def action(self, action):
         """Scores ``(n_candidates,)`` to a slate ``(k,)``, or to one item id."""
+        _check_scores(action, self.action_space.shape, "TopKSlate")
         slate = scores_to_slate(action, self.slate_size)[0].numpy()
         return slate if self._slate_size else int(slate[0])
 
@@ -74,5 +83,7 @@ class TopKSlateVector(VectorActionWrapper):
 
     def actions(self, actions) -> np.ndarray:
         """Scores to slates ``(N, k)`` (or item ids ``(N,)``) for every user."""
+        _check_scores(actions, self.action_space.shape, "TopKSlateVector")
         slates = scores_to_slate(actions, self.slate_size).numpy()
         return slates if self._slate_size else slates[:, 0]
+

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from recgym.core import validation
 from recgym.core.env import EnvSetup, FamilyEnv, FamilyVectorEnv
 from recgym.simulators.gan_user.users import GANUsers
 
@@ -27,7 +28,8 @@ def build_simulator(checkpoint: str | Path | None = None, *, slate_size: int = 5
     """The users of ``GANUserModel-v0`` (arguments as in its manual)."""
     users = GANUsers.from_checkpoint(checkpoint, slate_size=slate_size, device=device)
     features = ("history", "candidates")
-    return EnvSetup(users, features + ("clicks", "candidate_ids") if observe_ids else features)
+    ids = ("clicks", "candidate_ids") if validation.flag("observe_ids", observe_ids) else ()
+    return EnvSetup(users, features + ids)
 
 
 class GANUserEnv(FamilyEnv):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from recgym.core import validation
 from recgym.core.env import EnvSetup, FamilyEnv, FamilyVectorEnv
 from recgym.simulators.recsimu.users import RecSimuUsers
 
@@ -36,6 +37,7 @@ def build_simulator(checkpoint: str | Path | None = None, *, slate_size: int = 1
     """The users of ``RecSimu-v0`` / ``RecSimuSlate-v0`` (arguments as in the manual)."""
     users = RecSimuUsers.from_checkpoint(checkpoint, slate_size=slate_size, rewards=rewards,
                                          purchase_reward=purchase_reward, device=device)
+    single_item = validation.flag("single_item", single_item)
     return EnvSetup(users, ("recent_items", "feedback"), single_item and slate_size == 1)
 
 

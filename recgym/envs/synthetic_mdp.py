@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from recgym.core import validation
 from recgym.core.env import EnvSetup, FamilyEnv, FamilyVectorEnv
 from recgym.simulators.synthetic_mdp import (  # re-exported: the README's import path
     LOGGING_POLICIES,
@@ -45,6 +46,7 @@ def build_simulator(num_states: int = 10, num_items: int = 50, slate_size: int =
     """The world of ``SyntheticMDP-v0`` and what the agent sees (arguments as in its manual)."""
     simulator = SyntheticMDP(num_states, num_items, slate_size, history_length=history_length,
                              world_seed=world_seed, device=device)
+    observe_state = validation.flag("observe_state", observe_state)
     return EnvSetup(simulator, ("clicks", "true_state") if observe_state else ("clicks",))
 
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recgym.core.checkpoint import check_checkpoint, checkpoint_payload
+from recgym.core.checkpoint import check_checkpoint, checkpoint_payload, config_from_checkpoint
 
 REGULARIZERS = ("entropy", "l2")
 
@@ -181,6 +181,6 @@ class GANUserModel(nn.Module):
     def from_checkpoint(cls, checkpoint: dict) -> GANUserModel:
         """Rebuild from :meth:`checkpoint`; refuses other checkpoints."""
         check_checkpoint(checkpoint, "gan-user", rebuild="recgym fit gan-user")
-        model = cls(GANUserConfig(**checkpoint["config"]))
+        model = cls(config_from_checkpoint(GANUserConfig, checkpoint))
         model.load_state_dict(checkpoint["state_dict"])
         return model

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recgym.core import validation
 from recgym.core.checkpoint import CheckpointError
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
@@ -41,15 +42,15 @@ class GANUsers(CheckpointUsers):
         if features.ndim != 2 or features.shape[1] != config.feature_dim:
             raise ValueError(f"features must have shape (n_items, {config.feature_dim}) for "
                              f"this model, got {tuple(features.shape)}")
-        self.device = torch.device(device)
+        self.device = validation.device(device)
+        pool_size = validation.integer("pool_size", pool_size, minimum=1)
         self.model = model.to(self.device).eval()
         self.features = features.float().to(self.device)
         self.num_items = len(features)
         self.display_sets = None if display_sets is None else display_sets.long().to(self.device)
         self.num_candidates = pool_size if display_sets is None else display_sets.shape[1]
-        if not 1 <= slate_size <= self.num_candidates:
-            raise ValueError(f"slate_size must be between 1 and the pool size "
-                             f"{self.num_candidates}, got {slate_size}")
+        slate_size = validation.integer("slate_size", slate_size, minimum=1,
+                                        maximum=self.num_candidates)
         for name, ids in (("display_sets", self.display_sets), ("start_histories",
                                                                 start_histories)):
             if ids is not None and (int(ids.max()) >= self.num_items or int(ids.min()) < -1):

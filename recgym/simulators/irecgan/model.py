@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recgym.core.checkpoint import check_checkpoint, checkpoint_payload
+from recgym.core.checkpoint import check_checkpoint, checkpoint_payload, config_from_checkpoint
 
 
 @dataclass
@@ -137,6 +137,6 @@ class UserBehaviorModel(nn.Module):
     def from_checkpoint(cls, checkpoint: dict) -> UserBehaviorModel:
         """Rebuild from :meth:`checkpoint`."""
         check_checkpoint(checkpoint, "irecgan-user", rebuild="recgym fit irecgan-user")
-        model = cls(UserModelConfig(**checkpoint["config"]))
+        model = cls(config_from_checkpoint(UserModelConfig, checkpoint))
         model.load_state_dict(checkpoint["state_dict"])
         return model

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recgym.core import validation
 from recgym.core.checkpoint import load_checkpoint
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
@@ -38,12 +39,10 @@ class IRecGANUsers(CheckpointUsers):
                  history_length: int = 10, discriminator: SequenceDiscriminator | None = None,
                  device: torch.device | str = "cpu") -> None:
         config = model.config
-        if not 1 <= slate_size <= config.num_items:
-            raise ValueError(f"slate_size must be between 1 and {config.num_items}, "
-                             f"got {slate_size}")
-        if history_length < 1:
-            raise ValueError(f"history_length must be >= 1, got {history_length}")
-        self.device = torch.device(device)
+        slate_size = validation.integer("slate_size", slate_size, minimum=1,
+                                        maximum=config.num_items)
+        history_length = validation.integer("history_length", history_length, minimum=1)
+        self.device = validation.device(device)
         # the model may still be training (IRecGAN updates U adversarially): no mode or
         # gradient flags are changed here; every method runs under no_grad
         self.model = model.to(self.device)

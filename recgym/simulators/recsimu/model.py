@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recgym.core.checkpoint import check_checkpoint, checkpoint_payload
+from recgym.core.checkpoint import check_checkpoint, checkpoint_payload, config_from_checkpoint
 
 
 @dataclass
@@ -254,7 +254,7 @@ class RecSimu(nn.Module):
     def from_checkpoint(cls, checkpoint: dict) -> RecSimu:
         """Rebuild from :meth:`checkpoint` (as loaded with ``weights_only=True``)."""
         check_checkpoint(checkpoint, "recsimu", rebuild="recgym fit recsimu")
-        config = RecSimuConfig(**checkpoint["config"])
+        config = config_from_checkpoint(RecSimuConfig, checkpoint)
         model = cls(config, checkpoint["state_dict"]["item_vectors"])
         model.load_state_dict(checkpoint["state_dict"])
         return model

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recgym.core import validation
 from recgym.core.checkpoint import CheckpointError
 from recgym.core.simulator import Randomness, State, Step
 from recgym.simulators.checkpoints import CheckpointUsers
@@ -42,17 +43,15 @@ class RecSimuUsers(CheckpointUsers):
                              f"model (N = {config.state_length}), got {tuple(start_items.shape)}")
         if start_items.shape != start_feedback.shape or len(start_items) == 0:
             raise ValueError("start_items and start_feedback must be non-empty and equal-shaped")
-        if not 1 <= slate_size <= config.num_items:
-            raise ValueError(f"slate_size must be between 1 and {config.num_items}, "
-                             f"got {slate_size}")
+        slate_size = validation.integer("slate_size", slate_size, minimum=1,
+                                        maximum=config.num_items)
+        purchase_reward = validation.real("purchase_reward", purchase_reward)
         if rewards is None:
             rewards = [0.0, 1.0, purchase_reward][: config.num_feedback] + \
                 [purchase_reward] * max(config.num_feedback - 3, 0)
-        if len(rewards) != config.num_feedback:
-            raise ValueError(f"rewards needs one value per feedback class ({config.num_feedback}),"
-                             f" got {len(rewards)}")
+        rewards = validation.reals("rewards", rewards, length=config.num_feedback)
         model.embed(start_items)  # refuses states from another catalogue
-        self.device = torch.device(device)
+        self.device = validation.device(device)
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.num_items = config.num_items
         self.num_feedback = config.num_feedback

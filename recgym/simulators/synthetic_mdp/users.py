@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recgym.core import validation
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
 
@@ -102,21 +103,17 @@ class SyntheticMDP:
                  device: torch.device | str = "cpu") -> None:
         if world is not None:
             num_states, num_items = world.num_states, world.num_items
-        if num_states < 1:
-            raise ValueError(f"num_states (m) must be >= 1, got {num_states}")
-        if num_items < 1:
-            raise ValueError(f"num_items (n) must be >= 1, got {num_items}")
-        if not 1 <= slate_size <= num_items:
-            raise ValueError(f"slate_size (k) must be between 1 and num_items={num_items}, "
-                             f"got {slate_size}: a slate shows k distinct items of n")
-        if history_length < 1:
-            raise ValueError(f"history_length must be >= 1, got {history_length}")
+        num_states = validation.integer("num_states", num_states, minimum=1)
+        num_items = validation.integer("num_items", num_items, minimum=1)
+        slate_size = validation.integer("slate_size", slate_size, minimum=1, maximum=num_items)
+        history_length = validation.integer("history_length", history_length, minimum=1)
+        world_seed = validation.integer("world_seed", world_seed, minimum=0)
         self.world = world or SyntheticWorld.random(num_states, num_items, world_seed)
         self.num_states = num_states
         self.num_items = num_items
         self.slate_size = slate_size
         self.history_length = history_length
-        self.device = torch.device(device)
+        self.device = validation.device(device)
         self._rewards_flat = self.world.rewards.reshape(-1).to(self.device)
         self._cumulative_transition = (
             self.world.transition.cumsum(-1).reshape(num_items * num_states, num_states)
