@@ -43,3 +43,14 @@ def pytest_report_header(config) -> list[str]:
         return ["recgym optional extras: all installed (RLlib and Minari tests run)"]
     return [f"recgym optional extras missing: {', '.join(missing)}; their tests skip "
             f"(install with pip install -e '.[{','.join(missing)}]')"]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small models run fastest (and most predictably on a shared machine) on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,21 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from agents.cf import MultVAE, load_model
 from agents.cf.train import MODEL_NAMES, build_model, check_overrides
 from recgym.cli import build_parser, main
 from recgym.cli.train import CF_MODELS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models run fastest (and most predictably on a shared machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(argv, capsys):

@@ -11,13 +11,7 @@ from agents.cf import CFSFL, EASE, MultDAE, MultVAE, Popularity, RaCT
 
 TINY = dict(hidden_dims=(32,), latent_dim=8, batch_size=20)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models run fastest (and most predictably on a shared machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

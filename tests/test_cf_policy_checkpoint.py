@@ -19,13 +19,7 @@ from recgym.simulators.synthetic_mdp import SyntheticMDP
 TINY = dict(hidden_dims=(16,), latent_dim=4, batch_size=16)
 N_ITEMS = 50
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models run fastest (and most predictably on a shared machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
