@@ -225,3 +225,13 @@ def test_seeded_fits_and_agents_leave_the_global_generator_alone():
     torch.manual_seed(0)
     reseeds.__wrapped__()
     assert not torch.equal(torch.rand(3), expected)
+
+
+def test_one_user_streams_equal_the_batched_streams():
+    for seed in (0, 5, 2**40 + 3, 2**63 - 10):
+        alone, batched = UserRandom.from_seeds([seed]), UserRandom.from_seeds([seed, 1])
+        for n, active in ((3, None), (2, None), (1, False), (4, True)):
+            mask = None if active is None else torch.tensor([active])
+            wide = None if active is None else torch.tensor([active, True])
+            assert torch.equal(alone.uniform(n, mask), batched.uniform(n, wide)[:1])
+        assert int(alone.counter[0]) == int(batched.counter[0]) == 9

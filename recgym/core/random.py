@@ -43,6 +43,15 @@ def _mix32(x: Tensor) -> Tensor:
     return x ^ (x >> 16)
 
 
+def _mix32_int(x: int) -> int:
+    """:func:`_mix32` on a Python integer in [0, 2**32)."""
+    x ^= x >> 16
+    x = (x * _MUL1) & _MASK32
+    x ^= x >> 15
+    x = (x * _MUL2) & _MASK32
+    return x ^ (x >> 16)
+
+
 def seed_to_key(seeds: Tensor) -> tuple[Tensor, Tensor]:
     """A 32-bit offset and an odd 32-bit increment per stream, from int64 seeds."""
     low = seeds & _MASK32
@@ -103,6 +112,9 @@ class UserRandom:
                 still receive numbers (so shapes stay fixed) but will draw the same ones
                 again next time.
         """
+        if self.key.shape[0] == 1 and self.key.device.type == "cpu" \
+                and not torch.compiler.is_compiling():
+            return self._uniform_one_user(n, active)
         positions = self.counter[:, None] + torch.arange(n, device=self.counter.device)
         values = stream_values(self.key[:, None], self.increment[:, None], positions)
         if active is None:
@@ -110,6 +122,19 @@ class UserRandom:
         else:
             self.counter = self.counter + n * active.to(torch.int64)
         return values
+
+    def _uniform_one_user(self, n: int, active: Tensor | None) -> Tensor:
+        """:meth:`uniform` for the batch of one a single env steps, in Python integers.
+
+        The same numbers as the tensor path (a test checks it): for one user the dozen
+        tensor operations of the hash cost more than the arithmetic itself.
+        """
+        key, increment, counter = int(self.key), int(self.increment), int(self.counter)
+        values = [(_mix32_int((position * increment + key) & _MASK32) >> 8) * _TO_UNIT
+                  for position in range(counter, counter + n)]
+        if active is None or bool(active):
+            self.counter = torch.tensor([counter + n])
+        return torch.tensor([values], dtype=torch.float32)
 
     def masked(self, active: Tensor) -> MaskedUserRandom:
         """A view whose draws advance only the users in ``active``."""
