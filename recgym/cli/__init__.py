@@ -18,6 +18,7 @@ from typing import NoReturn
 import recgym
 from recgym.cli.data import add_data_commands
 from recgym.cli.envs import add_env_commands
+from recgym.cli.fidelity import add_fidelity_commands
 from recgym.cli.fit import add_fit_commands
 from recgym.cli.minari import add_minari_commands
 from recgym.cli.ope import add_ope_commands
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_env_commands(commands)
     add_fit_commands(commands)
+    add_fidelity_commands(commands)
     add_data_commands(commands)
     add_ope_commands(commands)
     add_minari_commands(commands)

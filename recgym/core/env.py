@@ -117,12 +117,6 @@ def render_users(simulator: UserSimulator, batch: SimulationBatch,
     return texts
 
 
-def _check_render_mode(render_mode: str | None) -> None:
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, got "
-                         f"{render_mode!r}")
-
-
 def num_candidates(simulator: UserSimulator) -> int:
     """How many ids a slate position can take (the catalogue unless the model says otherwise)."""
     return int(getattr(simulator, "num_candidates", simulator.num_items))
@@ -147,7 +141,9 @@ class RecEnv(gym.Env):
         single_item: act with one item id (``Discrete``) instead of a slate of one.
         device: where the simulation runs.
         render_mode: ``"ansi"``: :meth:`render` returns a short text of the last slate,
-            the click, the user's recent history and the true state where there is one.
+            the click, the user's recent history and the true state where there is one;
+            any other mode renders nothing (Gymnasium's ``make`` warns about it, and
+            stable-baselines3's ``make_vec_env`` asks for ``"rgb_array"`` by default).
 
     The episode terminates when the user leaves; time limits come from the registered
     ``max_episode_steps`` (Gymnasium's ``TimeLimit``).
@@ -162,6 +158,7 @@ class RecEnv(gym.Env):
         self.observation_keys = tuple(observation_keys)
         self.single_item = validation.flag("single_item", single_item)
         self.render_mode = render_mode
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.observation_space = observation_space_for(simulator, self.observation_keys)
         self.action_space = slate_action_space(simulator, single_item)
         self.batch = SimulationBatch(simulator, 1, device=validation.device(device))
@@ -240,6 +237,7 @@ class RecVectorEnv(VectorEnv):
                                                    minimum=1)
         num_envs = self.num_envs
         self.render_mode = render_mode
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.single_observation_space = observation_space_for(simulator, self.observation_keys)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = slate_action_space(simulator, single_item)

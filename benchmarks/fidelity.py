@@ -1,0 +1,247 @@
+"""Score simulator kinds against a reference world: rank, value, regret, transfer, likelihood.
+
+For each logging policy, log size and seed, logs of the world are generated, every kind
+is fitted and scored by :func:`recgym.fidelity.score` (the same policy set, roll-outs on
+the same user streams in the world and the simulator, PPO trained in each), and the
+headline numbers are checked against the targets of ``docs/fidelity.md``.
+
+    OMP_NUM_THREADS=1 python benchmarks/fidelity.py --world default --logging random mix \
+        --sessions 10000 --kinds irecgan count count-privileged item-rate logistic --seeds 0
+
+Writes ``benchmarks/results/fidelity_<world>.md`` (rewritten after every kind, so a long
+run leaves its finished part), ``fidelity_<world>.runs.jsonl`` (one line per fit) and the
+plots ``fidelity_<world>_<logging>_<kind>.png`` (first seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from recgym.data import atomic_write
+from recgym.fidelity import (
+    KINDS,
+    WORLDS,
+    FidelityReport,
+    held_out_logs,
+    make_logs,
+    make_world,
+    score,
+    train_ppo,
+)
+from recgym.fidelity.score import markdown_table
+from recgym.simulators.synthetic_mdp import LOGGING_POLICIES
+
+# the shipped IRecGAN-v0 user's configuration (envs_data/irecgan-user-synthetic-mdp.md)
+KIND_OPTIONS = {"irecgan": {"hidden_size": 256, "embedding_dim": 50, "num_layers": 2,
+                            "epochs": 10, "batch_size": 64}}
+TARGETS = {"kendall_tau": (">=", 0.8), "regret": ("<=", 0.05),
+           "median_relative_error": ("<=", 0.15), "transfer": (">=", 0.8)}
+HEADLINE = ("kendall_tau", "spearman", "median_relative_error", "regret")
+
+
+def _meets(metric: str, value: float) -> bool:
+    sign, bound = TARGETS[metric]
+    return value >= bound if sign == ">=" else value <= bound
+
+
+def _interval(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    return f"{row['value']:.2f} [{row['low']:.2f}, {row['high']:.2f}]"
+
+
+def _headline(runs: list[dict]) -> str:
+    """One row per (logging, kind, seed): headline metrics on the targets' subset."""
+    lines = []
+    for run in runs:
+        subset = "deployable" if run["logging"] == "random" else "deployable-in-support"
+        found = {(r["metric"], r["subset"]): r for r in run["summary"]}
+        row = {"logging": run["logging"], "kind": run["kind"], "seed": run["seed"],
+               "subset": subset}
+        verdicts = []
+        for metric in HEADLINE:
+            entry = found.get((metric, subset))
+            row[metric] = _interval(entry)
+            if metric in TARGETS and entry is not None:
+                verdicts.append(f"{metric}:{'yes' if _meets(metric, entry['value']) else 'no'}")
+        row["tau world vs world"] = _interval(found.get(("kendall_tau", "world-vs-world")))
+        transfer = found.get(("transfer", "ppo"))
+        row["transfer"] = _interval(transfer)
+        if transfer is not None:
+            verdicts.append(f"transfer:{'yes' if _meets('transfer', transfer['value']) else 'no'}")
+        errors = found.get(("confident_errors", "out-of-support"))
+        row["out-of-support confident errors"] = (
+            f"{int(errors['value'])} of {errors['n_policies']}" if errors else "-")
+        row["log-lik / page"] = _interval(found.get(("log_likelihood", "held-out")))
+        row["ECE"] = _interval(found.get(("ece", "held-out")))
+        row["targets met"] = ", ".join(verdicts)
+        lines.append(row)
+    import pandas as pd
+
+    return markdown_table(pd.DataFrame(lines))
+
+
+def _stored_report(run: dict) -> str:
+    """The Markdown of a run read back from the ``.runs.jsonl`` file."""
+    import pandas as pd
+
+    report = FidelityReport(f"{run['kind']} on {run['logging']} logs, seed {run['seed']}",
+                            pd.DataFrame(run["table"]), pd.DataFrame(run["summary"]),
+                            pd.DataFrame(), run["timings"])
+    return report.to_markdown() + f"\nTotal {run['seconds']:.0f} s.\n"
+
+
+def _across_seeds(runs: list[dict]) -> str:
+    """Mean over seeds (min - max) of the headline metrics, per logging policy and kind."""
+    import pandas as pd
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["logging"], run["kind"]), []).append(run)
+    lines = []
+    for (logging, kind), group in groups.items():
+        subset = "deployable" if logging == "random" else "deployable-in-support"
+        row = {"logging": logging, "kind": kind, "seeds": len(group)}
+        for metric, wanted in [*((m, subset) for m in HEADLINE),
+                               ("kendall_tau", "world-vs-world"), ("transfer", "ppo"),
+                               ("log_likelihood", "held-out")]:
+            values = [r["value"] for run in group for r in run["summary"]
+                      if r["metric"] == metric and r["subset"] == wanted]
+            name = metric if wanted != "world-vs-world" else "tau world vs world"
+            row[name] = (f"{sum(values) / len(values):.2f} ({min(values):.2f} - "
+                         f"{max(values):.2f})") if values else "-"
+        lines.append(row)
+    return markdown_table(pd.DataFrame(lines))
+
+
+def _write(path: Path, args: argparse.Namespace, runs: list[dict], reports: list[str],
+           extra: dict) -> None:
+    machine = (f"{platform.platform()}, Python {platform.python_version()}, torch "
+               f"{torch.__version__}, {os.cpu_count()} CPU cores, torch threads "
+               f"{torch.get_num_threads()}; load average at start {extra['load_start']}, "
+               f"now {tuple(round(x, 2) for x in os.getloadavg())} (other engineers' tests "
+               "ran on the same 2 cores)")
+    references = "\n".join(
+        f"* {world_part}" for world_part in extra["references"]) or "* -"
+    text = "\n".join([
+        f"# Fidelity of simulator kinds on the `{args.world}` world",
+        "",
+        "Generated by `benchmarks/fidelity.py`; how to read it: `docs/fidelity.md`.",
+        "",
+        "```bash",
+        extra["command"],
+        "```",
+        "",
+        f"Machine: {machine}.",
+        "",
+        f"Roll-outs: {args.eval_sessions} sessions per policy in the world and in the "
+        f"simulator (same user streams); PPO budget {args.ppo_timesteps} steps in each "
+        f"(64 users x 32 steps per update); held-out: {args.held_out} fresh sessions of "
+        "the same logging policy. Intervals: 95%.",
+        "",
+        "Reference (computed once):",
+        "",
+        references,
+        "",
+        "## Headline (targets: tau >= 0.8, regret <= 5%, median relative error <= 15%, "
+        "transfer >= 80%; on mix logs over in-support policies)",
+        "",
+        _headline(runs) if runs else "(no run finished yet)",
+        "",
+        "Across seeds (log and fit seeds; mean, min - max):",
+        "",
+        _across_seeds(runs) if runs else "-",
+        "",
+        "## Per kind",
+        "",
+        *reports,
+    ])
+    with atomic_write(path) as temporary:
+        temporary.write_text(text + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", choices=WORLDS, default="default")
+    parser.add_argument("--logging", nargs="+", choices=LOGGING_POLICIES,
+                        default=["random", "mix"])
+    parser.add_argument("--sessions", type=int, default=10_000, help="logged sessions")
+    parser.add_argument("--kinds", nargs="+", choices=tuple(KINDS),
+                        default=["irecgan", "count", "count-privileged", "item-rate",
+                                 "logistic"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--eval-sessions", type=int, default=2000)
+    parser.add_argument("--held-out", type=int, default=2000)
+    parser.add_argument("--ppo-timesteps", type=int, default=64 * 32 * 60,
+                        help="PPO steps in the world and in each simulator (0: none)")
+    parser.add_argument("--out", default="benchmarks/results", help="results folder")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the runs already in fidelity_<world>.runs.jsonl (e.g. "
+                             "earlier seeds) and add these")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"fidelity_{args.world}.md"
+    runs_path = out / f"fidelity_{args.world}.runs.jsonl"
+    extra = {"command": "OMP_NUM_THREADS=1 python benchmarks/fidelity.py "
+                        + shlex.join(sys.argv[1:] if argv is None else argv),
+             "load_start": tuple(round(x, 2) for x in os.getloadavg()), "references": []}
+    world = make_world(args.world)
+    runs: list[dict] = []
+    reports: list[str] = []
+    if args.append and runs_path.exists():
+        runs = [json.loads(line) for line in runs_path.read_text().splitlines() if line]
+        reports = [_stored_report(run) for run in runs]
+        extra["command"] += "\n# appended to the runs of earlier commands (see the table)"
+    else:
+        runs_path.write_text("")
+    for seed in args.seeds:
+        started = time.perf_counter()
+        world_ppo = train_ppo(world, args.ppo_timesteps, seed=seed) \
+            if args.ppo_timesteps > 0 else None
+        extra["references"].append(f"seed {seed}: PPO in the world trained in "
+                                   f"{time.perf_counter() - started:.0f} s")
+        for logging in args.logging:
+            started = time.perf_counter()
+            logs = make_logs(world, logging, args.sessions, seed=seed * 100_000)
+            held = held_out_logs(world, logging, args.held_out)
+            extra["references"].append(
+                f"seed {seed}, {logging}: {len(logs):,} logged page views, {len(held):,} "
+                f"held-out, made in {time.perf_counter() - started:.1f} s")
+            for kind in args.kinds:
+                print(f"== {args.world} {logging} {kind} seed {seed}", flush=True)
+                started = time.perf_counter()
+                report = score(kind, world=world, logs=logs, held_out=held,
+                               n_sessions=args.eval_sessions, seed=seed,
+                               ppo_timesteps=args.ppo_timesteps, world_ppo=world_ppo,
+                               kind_options=KIND_OPTIONS.get(kind, {}), progress=True)
+                seconds = time.perf_counter() - started
+                report.kind = f"{kind} on {logging} logs, seed {seed}"
+                if seed == args.seeds[0]:
+                    report.plot(out / f"fidelity_{args.world}_{logging}_{kind}.png")
+                run = {"world": args.world, "logging": logging, "kind": kind, "seed": seed,
+                       "sessions": args.sessions, "seconds": seconds,
+                       "timings": report.timings, "summary": report.summary.to_dict("records"),
+                       "table": report.table.to_dict("records")}
+                runs.append(run)
+                reports.append(report.to_markdown() + f"\nTotal {seconds:.0f} s.\n")
+                with open(runs_path, "a") as file:
+                    file.write(json.dumps(run, default=float) + "\n")
+                _write(path, args, runs, reports, extra)
+                print(report.to_markdown(), flush=True)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
