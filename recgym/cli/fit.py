@@ -86,8 +86,8 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
     def load(name: str) -> dict | None:
         if not (args.resume and paths[name].exists()):
             return None
-        return load_checkpoint(paths[name], f"irecgan-{name}" if name != "user" else
-                               "irecgan-user", rebuild="recgym fit irecgan (without --resume)")
+        return load_checkpoint(paths[name], f"irecgan-{name}",
+                               rebuild="recgym fit irecgan (without --resume)")
 
     saved_user, saved_agent = load("user"), load("agent")
     if saved_user is None:

@@ -10,7 +10,6 @@ from recgym.core.policy import (
     RandomPolicy,
     SlateProbabilities,
     TargetProbabilityError,
-    distinct,
     distinct_prefix,
     falling_factorials,
     sample_without_replacement,
@@ -81,15 +80,9 @@ class MixRewardPolicy:
 
     def slate_probability(self, observation: dict[str, Tensor], slate: Tensor) -> Tensor:
         """Exact probability of each logged ordered slate, float64 ``(B,)``."""
-        ranking = self._ranking(observation)
-        is_top = (ranking[:, : self.slate_size] == slate).all(1)
-        start, stop = self.band_ranks
-        band = ranking[:, start:stop]
-        in_band = (slate[:, :, None] == band[:, None, :]).any(-1).all(1) & distinct(slate)
-        band_slates = float(np.prod(np.arange(stop - start, stop - start - self.slate_size, -1),
-                                    dtype=np.float64))
-        return (self.top_probability * is_top.to(torch.float64)
-                + (1.0 - self.top_probability) * in_band.to(torch.float64) / band_slates)
+        numpy_observation = {key: value.cpu().numpy() for key, value in observation.items()}
+        probabilities = self.slate_probabilities(numpy_observation, slate.cpu().numpy())
+        return torch.from_numpy(probabilities.slate).to(slate.device)
 
     def slate_probabilities(self, observation: dict[str, np.ndarray], slates: np.ndarray
                             ) -> SlateProbabilities:
