@@ -6,6 +6,8 @@ rendering.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import gymnasium as gym
@@ -160,6 +162,27 @@ def test_gymnasium_wrappers_and_vector_envs(env_id):
             assert envs.observation_space.contains(obs) and reward.shape == (2,)
         finally:
             envs.close()
+
+
+_FORK_AFTER_TORCH = """
+import gymnasium as gym, torch, recgym
+torch.set_num_threads(2)
+matrix = torch.randn(1500, 1500)
+(matrix @ matrix).sum()  # the parent's OpenMP pool now has worker threads
+envs = gym.vector.AsyncVectorEnv([lambda: gym.make({env_id!r})] * 2, context="fork")
+envs.reset(seed=0)
+envs.step(envs.action_space.sample())
+envs.close()
+print("stepped")
+"""
+
+
+@pytest.mark.parametrize("env_id", ["GANUserModel-v0", "SyntheticMDP-v0"])
+def test_forked_workers_step_after_the_parent_used_torch_threads(env_id):
+    """Without recgym.threads the forked workers wait forever on the parent's dead pool."""
+    done = subprocess.run([sys.executable, "-c", _FORK_AFTER_TORCH.format(env_id=env_id)],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and "stepped" in done.stdout, done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("env_id", ["RecSimu-v0", "SyntheticMDP-v0"])
