@@ -160,7 +160,8 @@ class IRecGANAgent:
 
     def fit(self, sessions: SessionTensors, user_model: UserBehaviorModel,
             discriminator: SequenceDiscriminator | None = None,
-            training: IRecGANTraining | None = None, progress: bool = True) -> IRecGANAgent:
+            training: IRecGANTraining | None = None, progress: bool = True,
+            optimizer_states: dict[str, dict] | None = None) -> IRecGANAgent:
         """IRecGAN's adversarial policy learning (sec. 5) on offline sessions.
 
         For every mini-batch of offline sessions: generate sessions with U and A (one per
@@ -169,9 +170,12 @@ class IRecGANAgent:
         on its ``q_D``-weighted likelihood (eq. 7; offline steps weigh 1) and A by
         REINFORCE with ``R^a_t = sum gamma^(t'-t) q_D (1 + lambda_r r_t')`` (eq. 10).
         ``user_model`` is trained in place; ``discriminator`` defaults to a new one.
+        ``optimizer_states`` (a previous call's :attr:`optimizer_states`) continues Adam's
+        moments, so a training run split over several calls equals one run.
         """
         training = training or IRecGANTraining()
-        self.discriminator = discriminator or SequenceDiscriminator(self.num_items)
+        self.discriminator = discriminator or SequenceDiscriminator(self.num_items,
+                                                                    seed=training.seed)
         generator = torch.Generator().manual_seed(training.seed)
         optimizers = {
             "agent": torch.optim.Adam(self.network.parameters(), lr=training.learning_rate),
@@ -179,6 +183,8 @@ class IRecGANAgent:
             "discriminator": torch.optim.Adam(self.discriminator.parameters(),
                                               lr=training.learning_rate),
         }
+        for name, state in (optimizer_states or {}).items():
+            optimizers[name].load_state_dict(state)
         k = sessions.slates.shape[-1]
         greedy, self.greedy = self.greedy, False  # A generates by sampling (eq. 4)
         try:
@@ -186,6 +192,8 @@ class IRecGANAgent:
                                      progress)
         finally:
             self.greedy = greedy
+        self.optimizer_states = {name: optimizer.state_dict()
+                                 for name, optimizer in optimizers.items()}
         return self
 
     def _adversarial_epochs(self, sessions, user_model, training, generator, optimizers, k,

@@ -106,3 +106,14 @@ def test_env_reports_d_of_the_trajectory_so_far(users, tmp_path):
     with pytest.raises(ValueError,
                        match="checkpoint of .irecgan-user., expected .irecgan-discriminator."):
         gym.make("IRecGAN-v0", checkpoint=path, discriminator=path)
+
+
+def test_discriminator_weights_depend_on_its_seed_only():
+    """A fit that builds D must be repeatable across processes (a resumed fit relies on it)."""
+    before = torch.random.get_rng_state()
+    first, again = SequenceDiscriminator(20, seed=3), SequenceDiscriminator(20, seed=3)
+    other = SequenceDiscriminator(20, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    for name, weight in first.state_dict().items():
+        assert torch.equal(weight, again.state_dict()[name]), name
+    assert not torch.equal(first.readout.weight, other.readout.weight)

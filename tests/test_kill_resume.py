@@ -94,6 +94,40 @@ def test_a_killed_fit_resumes_to_the_uninterrupted_result(name, logs, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_killed_gan_user_fit_resumes_to_the_uninterrupted_result(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_gan_user import synthetic_user_logs
+
+    frame, features = synthetic_user_logs(sessions=300)
+    items = pd.DataFrame(features.numpy(), columns=[f"genre_{i}" for i in range(6)])
+    items.index = pd.RangeIndex(len(items), name="item_id")
+    data = tmp_path / "logs.parquet"
+    LogDataset(frame, items=items, num_items=len(items)).save(data)
+    argv = ["fit", "gan-user", "--data", str(data), "--hidden", "16", "--history", "2",
+            "--epochs", "30", "--adversarial-epochs", "10", "--regularizer", "l2"]
+    whole, resumed = tmp_path / "whole.pt", tmp_path / "resumed.pt"
+    _finish(*argv, "--out", str(whole))
+    _kill_after(_recgym(*argv, "--out", str(resumed)), resumed.with_suffix(".fit.pt"))
+    _finish(*argv, "--out", str(resumed), "--resume")
+    _same_weights(whole, resumed)
+
+
+@pytest.mark.slow
+def test_a_killed_irecgan_fit_resumes_to_the_uninterrupted_result(logs, tmp_path):
+    """Killed inside the adversarial stage, where U, A and D are written each epoch."""
+    argv = ["fit", "irecgan", "--data", str(logs), "--embedding-dim", "8", "--hidden-size",
+            "16", "--num-layers", "1", "--user-epochs", "2", "--agent-epochs", "2",
+            "--epochs", "6", "--rollouts", "2"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    _finish(*argv, "--out-dir", str(whole))
+    _kill_after(_recgym(*argv, "--out-dir", str(resumed)),
+                resumed / "adversarial.progress.pt")
+    _finish(*argv, "--out-dir", str(resumed), "--resume")
+    for name in ("user", "agent", "discriminator"):
+        _same_weights(whole / f"{name}.pt", resumed / f"{name}.pt")
+
+
+@pytest.mark.slow
 def test_a_killed_cf_training_resumes_to_the_uninterrupted_result(tmp_path):
     argv = ["train", "mult-vae", "--data", "ml-latest-small", "--set", "epochs=12",
             "--no-progress"]

@@ -63,11 +63,13 @@ def cmd_fit_irecgan_user(args: argparse.Namespace) -> None:
 def cmd_fit_irecgan(args: argparse.Namespace) -> None:
     """Train IRecGAN from logs: U by MLE, A offline, then U, A and D adversarially.
 
-    Every stage writes its files into ``--out-dir`` (atomically) as it finishes, and the
-    adversarial stage after every epoch; ``--resume`` skips what is already there.
+    Every stage writes its files into ``--out-dir`` (atomically) as it finishes. The
+    adversarial stage also writes, after every epoch, one progress file with U, A, D, their
+    optimizers and A's sampler state, so a killed run resumes from a consistent epoch;
+    ``--resume`` skips what is already there.
     """
     from agents.irecgan import AgentTraining, IRecGANAgent, IRecGANTraining
-    from recgym.core.checkpoint import load_checkpoint, save_checkpoint
+    from recgym.core.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
     from recgym.data import load_logs
     from recgym.simulators.irecgan.discriminator import SequenceDiscriminator
     from recgym.simulators.irecgan.fit import SessionTensors, UserModelTraining, fit_user_model
@@ -89,7 +91,13 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
         return load_checkpoint(paths[name], f"irecgan-{name}",
                                rebuild="recgym fit irecgan (without --resume)")
 
-    saved_user, saved_agent = load("user"), load("agent")
+    progress_path = out / "adversarial.progress.pt"
+    progress = None
+    if args.resume and progress_path.exists():
+        progress = load_checkpoint(progress_path, "irecgan-progress",
+                                   rebuild="recgym fit irecgan (without --resume)")
+    saved_user, saved_agent = (progress["user"], progress["agent"]) if progress \
+        else (load("user"), load("agent"))
     if saved_user is None:
         print("stage 1/3: user model U by maximum likelihood (eq. 3)")
         user = fit_user_model(logs, config=UserModelConfig(num_items=logs.num_items, **sizes),
@@ -105,17 +113,28 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
         save("agent", agent.checkpoint())
     else:
         agent = IRecGANAgent.from_checkpoint(saved_agent)
-    saved_discriminator = load("discriminator")
-    discriminator = SequenceDiscriminator(logs.num_items) if saved_discriminator is None \
-        else SequenceDiscriminator.from_checkpoint(saved_discriminator)
+    if progress:
+        agent.generator.set_state(progress["agent_sampler"])
+    saved_discriminator = progress["discriminator"] if progress else None
+    if saved_discriminator is None:
+        discriminator = SequenceDiscriminator(logs.num_items, seed=args.seed)
+    else:
+        discriminator = SequenceDiscriminator.from_checkpoint(saved_discriminator)
+    optimizer_states = progress["optimizers"] if progress else None
     done = sum(1 for record in agent.history if "q_d" in record)
     for epoch in range(done, args.epochs):
         print(f"stage 3/3: adversarial epoch {epoch + 1}/{args.epochs} (eq. 5-10)")
         agent.fit(sessions, user, discriminator,
-                  IRecGANTraining(epochs=1, n_rollouts=args.rollouts, seed=args.seed + epoch))
-        save("user", user.checkpoint())
-        save("discriminator", discriminator.checkpoint())
-        save("agent", agent.checkpoint())
+                  IRecGANTraining(epochs=1, n_rollouts=args.rollouts, seed=args.seed + epoch),
+                  optimizer_states=optimizer_states)
+        optimizer_states = agent.optimizer_states
+        checkpoints = {"user": user.checkpoint(), "agent": agent.checkpoint(),
+                       "discriminator": discriminator.checkpoint()}
+        save_checkpoint(progress_path, checkpoint_payload(
+            "irecgan-progress", {"epoch": epoch + 1}, {}, optimizers=optimizer_states,
+            agent_sampler=agent.generator.get_state(), **checkpoints))
+        for name, checkpoint in checkpoints.items():
+            save(name, checkpoint)
     print(f"IRecGAN trained: {', '.join(str(p) for p in paths.values())}")
 
 

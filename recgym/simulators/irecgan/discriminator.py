@@ -18,14 +18,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recgym.core.checkpoint import check_checkpoint, checkpoint_payload
+from recgym.core.random import isolated_global_rng
 from recgym.simulators.irecgan.fit import SessionTensors
 
 
 class SequenceDiscriminator(nn.Module):
     """D: an RNN over (slate, click, reward) steps, ``sigmoid`` of a linear read-out."""
 
-    def __init__(self, num_items: int, embedding_dim: int = 32, hidden_size: int = 64) -> None:
+    @isolated_global_rng
+    def __init__(self, num_items: int, embedding_dim: int = 32, hidden_size: int = 64,
+                 seed: int = 0) -> None:
+        """``seed`` fixes the initial weights (without touching torch's global generator)."""
         super().__init__()
+        torch.manual_seed(seed)
         self.num_items = num_items
         self.embedding = nn.Embedding(num_items + 1, embedding_dim)  # last id: c_end
         self.rnn = nn.GRU(2 * embedding_dim + 1, hidden_size, batch_first=True)
