@@ -2,7 +2,9 @@
 
 Observations are what a simulator's ``observe`` returns: a dict of tensors with leading
 batch dimension. Our agents implement :class:`Policy` directly; stable-baselines3 models
-satisfy it through :class:`SB3Policy`.
+satisfy it through :class:`SB3Policy` (``SB3Policy.from_model(model)`` reads the slate
+size and observation keys from the model; its ``observation_spaces`` tell off-policy
+evaluation which observation to rebuild from a log).
 
 Off-policy estimators also ask how likely a policy was to show a logged slate. A policy
 answers by what it declares, never by its type: ``deterministic = True`` (``act`` is a
@@ -143,6 +145,15 @@ class RandomPolicy:
                                   inclusion=position * k)
 
 
+MAX_LOGITS_PER_CALL = 1 << 22
+"""An SB3 model is asked about at most this many (user, action output) cells at once."""
+
+
+def _per_position(distribution: Any) -> list:
+    """SB3's categorical distributions as one per slate position (``Discrete``: one)."""
+    return list(distribution) if isinstance(distribution, (list, tuple)) else [distribution]
+
+
 class SB3Policy:
     """A stable-baselines3 model (or anything with ``predict``) as a recgym Policy.
 
@@ -162,9 +173,79 @@ class SB3Policy:
         self.slate_size = slate_size
         self.deterministic = deterministic
 
+    @classmethod
+    def from_model(cls, model: Any, *, slate_size: int | None = None,
+                   observation_keys: Sequence[str] | None = None,
+                   deterministic: bool = True) -> SB3Policy:
+        """Wrap a trained (or loaded) stable-baselines3 model, reading what it needs from it.
+
+        Args:
+            model: e.g. ``PPO.load(path)`` or a model after ``learn``.
+            slate_size: items per slate; default: 1 for a ``Discrete`` action space, the
+                number of positions of a ``MultiDiscrete`` one (required for ``Box`` scores).
+            observation_keys: the env keys the model reads; default: the keys of a ``Dict``
+                observation space, else ``("clicks",)`` (the bare observation of
+                SyntheticMDP-v0 and IRecGAN-v0).
+            deterministic: act greedily (True) or sample.
+        """
+        import gymnasium as gym
+
+        space = model.observation_space
+        if observation_keys is None:
+            observation_keys = tuple(space.spaces) if isinstance(space, gym.spaces.Dict) \
+                else ("clicks",)
+        if slate_size is None:
+            action = model.action_space
+            if isinstance(action, gym.spaces.Discrete):
+                slate_size = 1
+            elif isinstance(action, gym.spaces.MultiDiscrete):
+                slate_size = int(np.prod(action.nvec.shape))
+            else:
+                raise ValueError(f"a model over a {type(action).__name__} action space needs "
+                                 "slate_size (items per slate)")
+        return cls(model, observation_keys, slate_size, deterministic=deterministic)
+
+    @property
+    def observation_spaces(self) -> dict[str, Any]:
+        """Single-user space of each observation key the model reads (from the model)."""
+        import gymnasium as gym
+
+        space = self.model.observation_space
+        if isinstance(space, gym.spaces.Dict):
+            return {key: space[key] for key in self.observation_keys}
+        if len(self.observation_keys) != 1:
+            raise ValueError(f"the model observes one array, not the keys "
+                             f"{list(self.observation_keys)}")
+        return {self.observation_keys[0]: space}
+
+    @property
+    def num_items(self) -> int | None:
+        """Catalogue size of a ``Discrete`` / ``MultiDiscrete`` action space (else None)."""
+        import gymnasium as gym
+
+        action = self.model.action_space
+        if isinstance(action, gym.spaces.Discrete):
+            return int(action.n)
+        if isinstance(action, gym.spaces.MultiDiscrete):
+            return int(action.nvec.max())
+        return None
+
+    def _rows_per_call(self) -> int:
+        """Users per ``predict`` call, keeping the model's logits near 4M numbers."""
+        outputs = max(int(np.sum(getattr(self.model.action_space, "nvec", 0))),
+                      int(getattr(self.model.action_space, "n", 0) or 0),
+                      int(np.prod(getattr(self.model.action_space, "shape", None) or (1,))))
+        return max(1, MAX_LOGITS_PER_CALL // max(outputs, 1))
+
     def act(self, observation: dict[str, Tensor]) -> Tensor:
         """Ask the model for a slate for every user in the batch."""
         device = next(iter(observation.values())).device
+        batch = len(next(iter(observation.values())))
+        rows = self._rows_per_call()
+        if batch > rows:
+            return torch.cat([self.act({key: value[start:start + rows]
+                                        for key, value in observation.items()})
+                              for start in range(0, batch, rows)])
         numpy_obs = to_numpy_observation(observation, self.observation_keys)
         action, _ = self.model.predict(numpy_obs, deterministic=self.deterministic)
         action = torch.as_tensor(np.asarray(action), device=device)
@@ -176,7 +257,7 @@ class SB3Policy:
 
     def slate_probabilities(self, observation: dict[str, np.ndarray], slates: np.ndarray, *,
                             chunk_rows: int = 65_536) -> SlateProbabilities:
-        """Per-position sampling probabilities of a ``MultiDiscrete`` model (numpy, in chunks).
+        """Per-position sampling probabilities of a ``(Multi)Discrete`` model (numpy, in chunks).
 
         SB3 samples each position independently, so the slate's probability is the product
         of the positions' and the inclusion of a logged item sums its probability over all
@@ -184,6 +265,7 @@ class SB3Policy:
         """
         self._require_categorical()
         total = len(slates)
+        chunk_rows = min(chunk_rows, self._rows_per_call())
         position_parts, inclusion_parts = [], []
         with torch.no_grad():
             for start in range(0, total, chunk_rows):
@@ -192,7 +274,8 @@ class SB3Policy:
                          for key, value in observation.items()}
                 obs_tensor, _ = self.model.policy.obs_to_tensor(
                     to_numpy_observation(chunk, self.observation_keys))
-                distribution = self.model.policy.get_distribution(obs_tensor).distribution
+                distribution = _per_position(
+                    self.model.policy.get_distribution(obs_tensor).distribution)
                 slate = torch.from_numpy(np.ascontiguousarray(slates[rows]))
                 every = torch.stack([d.probs.cpu().gather(1, slate) for d in distribution],
                                     1).double()  # (B, position of the model, logged position)
@@ -208,7 +291,7 @@ class SB3Policy:
         import gymnasium as gym
 
         space = self.model.action_space
-        if not isinstance(space, gym.spaces.MultiDiscrete):
+        if not isinstance(space, (gym.spaces.MultiDiscrete, gym.spaces.Discrete)):
             raise TargetProbabilityError(
                 f"SB3Policy(deterministic=False) over a {type(space).__name__} action space "
                 "samples Gaussian scores and takes their top-k: its slate probabilities have "
@@ -237,7 +320,8 @@ class SB3Policy:
         numpy_obs = to_numpy_observation(observation, self.observation_keys)
         with torch.no_grad():
             obs_tensor, _ = self.model.policy.obs_to_tensor(numpy_obs)
-            distribution = self.model.policy.get_distribution(obs_tensor).distribution
+            distribution = _per_position(
+                self.model.policy.get_distribution(obs_tensor).distribution)
             columns = slate.to(obs_tensor.device if isinstance(obs_tensor, Tensor)
                                else "cpu").reshape(len(slate), -1)
             per_position = torch.stack(

@@ -19,7 +19,9 @@ Two estimands appear in the table, and the ``estimand`` column says which:
   CountClickSimulator`; any fitted ``UserSimulator`` can be passed) and reports clicks
   per page view along its own trajectories, the quantity an on-line test measures.
 
-Target policies are any recgym Policy; see
+Target policies are any recgym Policy or a stable-baselines3 model as trained (wrapped
+by :func:`~recgym.evaluation.ope_policies.as_policy`, its observations rebuilt for the
+spaces it was trained on: :func:`observation_for`); see
 :func:`recgym.evaluation.ope_policies.policy_probabilities` for how their probabilities
 of logged slates are obtained and what happens when they cannot be.
 """
@@ -29,7 +31,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +63,13 @@ from recgym.evaluation.ope_models import (
 from recgym.evaluation.ope_policies import (
     SlateProbabilities,
     TargetProbabilityError,
+    as_policy,
+    is_sb3_model,
+    observation_spaces_of,
     observations_from_logs,
     policy_probabilities,
     sample_target_slates,
+    shown_windows_from_logs,
 )
 from recgym.evaluation.rollout import session_totals
 
@@ -88,13 +94,16 @@ __all__ = [
     "SwitchDoublyRobust",
     "SyntheticRewardModel",
     "TargetProbabilityError",
+    "as_policy",
     "bootstrap_ratio",
     "build_inputs",
     "evaluate",
     "format_table",
     "make_estimator",
+    "observation_for",
     "observations_from_logs",
     "plot_table",
+    "possible_range",
     "policy_probabilities",
     "prepare_logs",
 ]
@@ -168,6 +177,7 @@ class LoggedData:
         num_items: catalogue size.
         history_length: clicks in the observation.
         context_column: the column the contexts come from (None: a single context).
+        rebuilt: observations rebuilt for the spaces a policy declares, by key set.
     """
 
     logs: pd.DataFrame
@@ -180,6 +190,7 @@ class LoggedData:
     num_items: int
     history_length: int
     context_column: str | None
+    rebuilt: dict = field(default_factory=dict, repr=False)
 
     @property
     def session(self) -> np.ndarray:
@@ -241,6 +252,51 @@ def prepare_logs(logs, *, num_items: int | None = None, history_length: int = 10
                       context_column if context_column in frame.columns else None)
 
 
+def observation_for(policy, data: LoggedData) -> dict[str, np.ndarray]:
+    """The logged observations as ``policy`` reads them.
+
+    A policy that declares ``observation_spaces`` (e.g. :class:`~recgym.core.policy.
+    SB3Policy`: the spaces its model was trained on) gets exactly those keys rebuilt
+    (:func:`observations_from_logs`), on top of ``data.observation``; any other policy gets
+    ``data.observation`` (``clicks`` and, when logged, ``true_state``).
+    """
+    spaces = observation_spaces_of(policy)
+    if not spaces:
+        return data.observation
+    key = tuple(sorted((name, repr(space)) for name, space in spaces.items()))
+    if key not in data.rebuilt:
+        data.rebuilt[key] = {**data.observation,
+                             **observations_from_logs(data.logs, data.num_items,
+                                                      data.history_length, spaces=spaces)}
+    return data.rebuilt[key]
+
+
+def _observation_note(policy, data: LoggedData) -> str:
+    """Says how many rows hold padding where the env's start window is not in the log."""
+    spaces = observation_spaces_of(policy) or {}
+    if not {"recent_items", "feedback"} & set(spaces):
+        return ""
+    space = spaces.get("recent_items", spaces.get("feedback"))
+    _, padded = shown_windows_from_logs(data.logs, int(np.prod(space.shape)), 2)
+    if not padded.any():
+        return ""
+    return (f"{int(padded.sum()):,} of {len(padded):,} page views are in the first "
+            f"{int(np.prod(space.shape))} shown items of their session: the env's start window "
+            "is not in the log, so their recent_items / feedback hold item 0 / feedback 0")
+
+
+def possible_range(reward: np.ndarray) -> tuple[float, float]:
+    """The possible range of the reward per page view, read from the logged rewards.
+
+    Binary rewards (clicks) give ``[0, 1]``; others the logged minimum and maximum (with
+    0 included: a page view without a click earns nothing).
+    """
+    reward = np.asarray(reward, np.float64)
+    if reward.size == 0 or np.isin(reward, (0.0, 1.0)).all():
+        return 0.0, 1.0
+    return float(min(reward.min(), 0.0)), float(max(reward.max(), 0.0))
+
+
 def _list_column(frame: pd.DataFrame, name: str, k: int) -> np.ndarray | None:
     if name not in frame.columns:
         return None
@@ -273,10 +329,13 @@ def build_inputs(policy, data: LoggedData, *, logging_policy=None, reward_model=
         The inputs, and ``{array name: reason it is missing}``.
     """
     k = data.slates.shape[1]
+    policy = as_policy(policy, slate_size=k, deterministic=deterministic)
+    if logging_policy is not None:
+        logging_policy = as_policy(logging_policy, slate_size=k)
     missing: dict[str, str] = {}
     arrays: dict[str, np.ndarray | None] = {}
     try:
-        target = policy_probabilities(policy, data.observation, data.slates,
+        target = policy_probabilities(policy, observation_for(policy, data), data.slates,
                                       deterministic=deterministic)
     except (TargetProbabilityError, NotImplementedError) as error:
         target = None
@@ -293,7 +352,8 @@ def build_inputs(policy, data: LoggedData, *, logging_policy=None, reward_model=
             missing["target_inclusion"] = target.why_not or "the policy does not give it"
     logged = None
     if logging_policy is not None:
-        logged = policy_probabilities(logging_policy, data.observation, data.slates)
+        logged = policy_probabilities(logging_policy, observation_for(logging_policy, data),
+                                      data.slates)
     frame = data.logs
     pscore = frame["propensity"].to_numpy().astype(np.float64) if "propensity" in frame \
         else None
@@ -321,7 +381,7 @@ def build_inputs(policy, data: LoggedData, *, logging_policy=None, reward_model=
                                           data.num_contexts, data.num_items)
     arrays["reward_hat_logged"] = reward_model.predict(data.contexts, data.slates)
     draws = target_draws if target_draws is not None else sample_target_slates(
-        policy, data.observation, n_target_samples)
+        policy, observation_for(policy, data), n_target_samples)
     for slates in draws:
         if slates.shape != data.slates.shape:
             raise ValueError(f"the target policy's slates have shape {slates.shape}, the "
@@ -365,6 +425,22 @@ class SimulatorRollout:
             raise ValueError("SimulatorRollout needs n_sessions >= 1, max_steps >= 1 and "
                              f"n_refits >= 0; got {self.n_sessions}, {self.max_steps}, "
                              f"{self.n_refits}")
+
+    def cannot_run(self, policy, data: LoggedData) -> str:
+        """Why the target cannot act in this simulator (empty: it can)."""
+        needs = observation_spaces_of(policy)
+        if not needs:
+            return ""
+        offered = set(self.simulator.observation_spaces()) if self.simulator is not None \
+            else {"clicks", "true_state"}
+        absent = sorted(set(needs) - offered)
+        if not absent:
+            return ""
+        source = type(self.simulator).__name__ if self.simulator is not None \
+            else "the count simulator fitted on the log"
+        return (f"needs the observation keys {absent} the policy reads, but {source} "
+                f"observes {sorted(offered)}: pass SimulatorRollout(simulator=...) with a "
+                "simulator of the policy's env")
 
     def fit(self, data: LoggedData, session_weights: dict | None = None) -> CountClickSimulator:
         """The count-based simulator of ``data`` (optionally reweighted sessions)."""
@@ -471,11 +547,15 @@ def evaluate(policy, logs, estimators: Sequence[str | Estimator | SimulatorRollo
              n_bootstrap: int = 200, alpha: float = 0.05, seed: int = 0,
              deterministic: bool | None = None, n_target_samples: int = 8,
              switch_tau: float = 100.0, validate: bool = True,
-             skip_unusable: bool | None = None) -> pd.DataFrame:
+             skip_unusable: bool | None = None,
+             value_range: tuple[float, float] | None = None) -> pd.DataFrame:
     """Estimate a policy's value from logs with several estimators and bootstrap intervals.
 
     Args:
-        policy: the target, any recgym Policy.
+        policy: the target: any recgym Policy, or a stable-baselines3 model (``PPO.load(
+            path)``, or one that has just learned), evaluated greedily unless
+            ``deterministic=False``; its observations are rebuilt from the log as the env
+            it was trained on showed them (see :func:`observation_for`).
         logs: DataFrame in the recgym log schema, ``LogDataset`` or path to a Parquet log.
         estimators: names from :data:`ALL_ESTIMATORS` or estimator objects; None runs
             every estimator the inputs allow (the others are listed with a note).
@@ -493,19 +573,28 @@ def evaluate(policy, logs, estimators: Sequence[str | Estimator | SimulatorRollo
         validate: validate a DataFrame with recgym's log schema first.
         skip_unusable: list an estimator the inputs do not allow with a note instead of
             raising; default: skip when ``estimators`` is None, raise otherwise.
+        value_range: ``(low, high)`` a reward per page view can take; default
+            :func:`possible_range` of the logged rewards (``[0, 1]`` for clicks).
 
     Returns:
         One row per estimator: ``estimator``, ``estimate``, ``ci_low``, ``ci_high``,
-        ``std_err``, ``estimand`` and ``note``; ``attrs`` hold ``n_rows``, ``n_sessions``,
-        ``alpha`` and ``n_bootstrap``.
+        ``std_err``, ``estimand``, ``in_range`` (False: the estimate lies outside
+        ``value_range``, so it cannot be the policy's value; its note starts with ``OUT OF
+        RANGE``) and ``note``; ``attrs`` hold ``n_rows``, ``n_sessions``, ``alpha``,
+        ``n_bootstrap``, ``value_range`` and ``observation_note`` (rebuilt observations that
+        hold padding).
 
     Raises:
         MissingInputError: an estimator asked for by name cannot run on these inputs
             (e.g. the target gives no probabilities); the message says why.
     """
+    if is_sb3_model(policy) and num_items is None and isinstance(logs, pd.DataFrame):
+        # a bare log's items may not reach the model's catalogue
+        num_items = as_policy(policy, slate_size=1).num_items
     data = prepare_logs(logs, num_items=num_items, history_length=history_length,
                         context_column=context_column, validate=validate)
-    draws = sample_target_slates(policy, data.observation, n_target_samples)
+    policy = as_policy(policy, slate_size=data.slates.shape[1], deterministic=deterministic)
+    draws = sample_target_slates(policy, observation_for(policy, data), n_target_samples)
     inputs, missing = build_inputs(policy, data, logging_policy=logging_policy,
                                    reward_model=reward_model, deterministic=deterministic,
                                    target_draws=draws)
@@ -519,6 +608,13 @@ def evaluate(policy, logs, estimators: Sequence[str | Estimator | SimulatorRollo
                "ci_high": np.nan, "std_err": np.nan, "estimand": "logged contexts", "note": ""}
         if isinstance(estimator, SimulatorRollout):
             row.update(estimand="on-policy")
+            reason = estimator.cannot_run(policy, data)
+            if reason:
+                if explicit:
+                    raise MissingInputError(f"estimator {estimator.name!r} {reason}")
+                row["note"] = reason
+                rows.append(row)
+                continue
             result = estimator.run(policy, data, alpha=alpha, seed=seed)
             row.update({key: result[key] for key in ("estimate", "ci_low", "ci_high",
                                                      "std_err")})
@@ -570,11 +666,24 @@ def evaluate(policy, logs, estimators: Sequence[str | Estimator | SimulatorRollo
             for i in model_based:
                 rows[i]["note"] = ("interval holds the reward model fixed (log too large to "
                                    "refit it per resample)")
+    low, high = possible_range(data.reward) if value_range is None else value_range
+    for row in rows:
+        row["in_range"] = not np.isfinite(row["estimate"]) or \
+            low - RANGE_TOLERANCE <= row["estimate"] <= high + RANGE_TOLERANCE
+        if not row["in_range"]:
+            row["note"] = (f"OUT OF RANGE: {row['estimate']:.4g} is outside [{low:g}, {high:g}], "
+                           "the possible reward per page view; do not use it"
+                           + (f" ({row['note']})" if row["note"] else ""))
     table = pd.DataFrame(rows, columns=["estimator", "estimate", "ci_low", "ci_high",
-                                        "std_err", "estimand", "note"])
+                                        "std_err", "estimand", "in_range", "note"])
     table.attrs.update(n_rows=len(data.logs), n_sessions=int(len(np.unique(data.session))),
-                       alpha=alpha, n_bootstrap=n_bootstrap)
+                       alpha=alpha, n_bootstrap=n_bootstrap, value_range=(low, high),
+                       observation_note=_observation_note(policy, data))
     return table
+
+
+RANGE_TOLERANCE = 1e-9
+"""Estimates this far outside the value range are still in range (rounding)."""
 
 
 def _weight_note(weight: np.ndarray) -> str:
@@ -596,6 +705,13 @@ def format_table(table: pd.DataFrame) -> str:
     for row in table.itertuples(index=False):
         lines.append(f"{row.estimator:<10} {row.estimate:>9.4f} {row.ci_low:>9.4f} "
                      f"{row.ci_high:>9.4f} {row.std_err:>9.4f}  {row.estimand:<16} {row.note}")
+    if "in_range" in table.columns and not table["in_range"].all():
+        low, high = table.attrs.get("value_range", (np.nan, np.nan))
+        outside = table.loc[~table["in_range"].astype(bool), "estimator"]
+        lines.append(f"! out of range [{low:g}, {high:g}]: {', '.join(outside)} cannot be a "
+                     "reward per page view (weights or reward model broke down)")
+    if table.attrs.get("observation_note"):
+        lines.append(f"! {table.attrs['observation_note']}")
     return "\n".join(lines)
 
 
