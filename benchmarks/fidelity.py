@@ -81,6 +81,11 @@ def _headline(runs: list[dict]) -> str:
         errors = found.get(("confident_errors", "out-of-support"))
         row["out-of-support confident errors"] = (
             f"{int(errors['value'])} of {errors['n_policies']}" if errors else "-")
+        status = {name: found.get((f"status_{name}", "deployable")) for name in
+                  ("covered", "flagged", "within-tolerance", "confident-error")}
+        row["deployable: covered / flagged / within 15% / confident error"] = (
+            " / ".join(str(int(status[n]["value"])) for n in status)
+            if all(status.values()) else "-")
         row["log-lik / page"] = _interval(found.get(("log_likelihood", "held-out")))
         row["ECE"] = _interval(found.get(("ece", "held-out")))
         row["targets met"] = ", ".join(verdicts)
@@ -178,12 +183,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=10_000, help="logged sessions")
     parser.add_argument("--kinds", nargs="+", choices=tuple(KINDS),
                         default=["irecgan", "count", "count-privileged", "item-rate",
-                                 "logistic"])
+                                 "logistic", "choice-continuation"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--eval-sessions", type=int, default=2000)
     parser.add_argument("--held-out", type=int, default=2000)
     parser.add_argument("--ppo-timesteps", type=int, default=64 * 32 * 60,
                         help="PPO steps in the world and in each simulator (0: none)")
+    parser.add_argument("--ensemble", type=int, default=5,
+                        help="bootstrap refits per kind for intervals and disagreement "
+                             "flags (0: none)")
     parser.add_argument("--out", default="benchmarks/results", help="results folder")
     parser.add_argument("--append", action="store_true",
                         help="keep the runs already in fidelity_<world>.runs.jsonl (e.g. "
@@ -225,13 +233,15 @@ def main(argv: list[str] | None = None) -> None:
                 report = score(kind, world=world, logs=logs, held_out=held,
                                n_sessions=args.eval_sessions, seed=seed,
                                ppo_timesteps=args.ppo_timesteps, world_ppo=world_ppo,
-                               kind_options=KIND_OPTIONS.get(kind, {}), progress=True)
+                               kind_options=KIND_OPTIONS.get(kind, {}), ensemble=args.ensemble,
+                               progress=True)
                 seconds = time.perf_counter() - started
                 report.kind = f"{kind} on {logging} logs, seed {seed}"
                 if seed == args.seeds[0]:
                     report.plot(out / f"fidelity_{args.world}_{logging}_{kind}.png")
                 run = {"world": args.world, "logging": logging, "kind": kind, "seed": seed,
-                       "sessions": args.sessions, "seconds": seconds,
+                       "sessions": args.sessions, "ensemble": args.ensemble,
+                       "seconds": seconds,
                        "timings": report.timings, "summary": report.summary.to_dict("records"),
                        "table": report.table.to_dict("records")}
                 runs.append(run)

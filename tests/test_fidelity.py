@@ -22,12 +22,15 @@ from recgym.fidelity import (
     train_ppo,
 )
 from recgym.fidelity.kinds import last_clicks, outcomes
+from recgym.fidelity.latent import ChoiceContinuationUsers, fit_choice_continuation
 from recgym.fidelity.policies import FixedSlate
+from recgym.fidelity.score import bootstrap_sessions, ensemble_status
 from recgym.fidelity.worlds import world_info
 from recgym.simulators.synthetic_mdp import SyntheticMDP, SyntheticWorld, logging_policy
 
 TINY_OPTIONS = {"irecgan": {"epochs": 1, "hidden_size": 16, "embedding_dim": 8,
-                            "num_layers": 1}}
+                            "num_layers": 1},
+                "choice-continuation": {"num_latent": 3, "max_iter": 30}}
 
 
 @pytest.fixture(scope="module")
@@ -320,3 +323,76 @@ def test_cli_writes_table_and_plot(tmp_path):
     assert {"policy", "true_value", "sim_value", "out_of_support"} <= set(table.columns)
     assert "kendall_tau" in stem.with_suffix(".md").read_text()
     assert stem.with_suffix(".png").stat().st_size > 1000
+
+
+# -- ensemble intervals and the continuation kind
+
+
+def _status_table(true, sim, out_of_support):
+    true, sim = np.asarray(true, float), np.asarray(sim, float)
+    return pd.DataFrame({"true_value": true, "true_low": true - 0.05, "true_high": true + 0.05,
+                         "sim_value": sim, "sim_low": sim - 0.05, "sim_high": sim + 0.05,
+                         "relative_error": (sim - true) / true,
+                         "out_of_support": out_of_support})
+
+
+def test_ensemble_status_known_answers():
+    # policies: right; wrong but the members disagree; wrong and all agree; 5% off and
+    # agreeing; wrong, agreeing, but out of the log's support
+    table = _status_table([2.0, 2.0, 0.5, 2.0, 0.5], [2.0, 4.0, 4.0, 2.1, 4.0],
+                          [False, False, False, False, True])
+    members = np.array([[2.0, 1.0, 4.1, 2.1, 4.0], [2.02, 6.0, 3.9, 2.1, 4.1]])
+    found = ensemble_status(table, members, np.full(members.shape, 0.02))
+    assert found.status.tolist() == ["covered", "covered", "confident-error",
+                                     "within-tolerance", "flagged"]
+    # the disagreeing policy's interval spans the members: it covers the truth 2.0
+    assert found.ens_low[1] < 1.0 and found.ens_high[1] > 6.0
+    assert found.disagrees.tolist() == [False, True, False, False, False]
+    # without the instrument's support measure the out-of-support error is unwarned
+    assert found.status_log_only[4] == "confident-error"
+    # members that disagree about a wrong value flag it even where it is not covered
+    table = _status_table([0.5], [4.0], [False])
+    found = ensemble_status(table, np.array([[3.0], [6.0]]), np.full((2, 1), 0.02))
+    assert found.status.tolist() == ["flagged"]
+    # no members: the roll-out interval alone
+    found = ensemble_status(_status_table([1.0], [3.0], [False]), np.zeros((0, 1)),
+                            np.zeros((0, 1)))
+    assert found.status.tolist() == ["confident-error"] and found.ens_spread[0] == 0.0
+
+
+def test_bootstrap_sessions_resamples_whole_sessions(tiny_logs):
+    resample = bootstrap_sessions(tiny_logs, seed=4)
+    assert resample.session_id.nunique() == tiny_logs.session_id.nunique()
+    steps = resample.groupby("session_id").step.apply(list)
+    assert all(s == list(range(len(s))) for s in steps)
+    assert not resample.equals(bootstrap_sessions(tiny_logs, seed=5))
+
+
+def test_choice_continuation_learns_that_no_click_ends_a_session(tiny_world, tiny_logs):
+    simulator = fit_choice_continuation(tiny_logs, world_info(tiny_world), num_latent=3,
+                                        max_iter=40)
+    p = simulator.parameters
+    items = torch.tensor([0, tiny_world.num_items])
+    keep = torch.sigmoid(ChoiceContinuationUsers.continue_logit(p, items, tiny_world.num_items))
+    assert (keep[0] > 0.9).all() and (keep[1] < 0.1).all()
+    # its roll-out of the logging policy matches the logged session length
+    result = evaluate_policy(simulator, logging_policy("random", tiny_world), 1000,
+                             coverage_at=())
+    logged = tiny_logs.groupby("session_id").size().mean()
+    assert result.mean_length == pytest.approx(logged, rel=0.15)
+
+
+def test_score_with_an_ensemble_reports_status(tiny_world, tiny_logs):
+    report = score("choice-continuation", world=tiny_world, logs=tiny_logs, n_sessions=200,
+                   n_bootstrap=30, support_sessions=50, ensemble=2,
+                   kind_options=TINY_OPTIONS["choice-continuation"])
+    table = report.table
+    assert (table.ens_low <= table.sim_low + 1e-12).all()
+    assert (table.ens_high >= table.sim_high - 1e-12).all()
+    assert set(table.status) <= {"covered", "flagged", "within-tolerance", "confident-error"}
+    counts = [report.metric(f"status_{s}", "deployable").value
+              for s in ("covered", "flagged", "within-tolerance", "confident-error")]
+    assert sum(counts) == (~table.reads_true_state).sum()
+    assert "ensemble fits" in report.timings and "| ens_spread |" in report.to_markdown()
+    with pytest.raises(ValueError, match="ensemble"):
+        score(tiny_world, world=tiny_world, logs=tiny_logs, n_sessions=20, ensemble=2)

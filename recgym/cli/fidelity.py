@@ -21,7 +21,8 @@ from recgym.cli.arguments import key_value, positive_int
 # are recgym.fidelity.KINDS, both known here without importing torch
 WORLDS = {"synthetic-mdp": "default", "synthetic-mdp-large": "large",
           "synthetic-mdp-decoupled": "decoupled"}
-KINDS = ("irecgan", "count", "count-privileged", "item-rate", "logistic")
+KINDS = ("irecgan", "count", "count-privileged", "item-rate", "logistic",
+         "choice-continuation")
 LOGGING = ("random", "max", "mix")
 
 
@@ -47,7 +48,7 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     report = score(args.simulator, world=world, logs=logs, held_out=held,
                    n_sessions=args.eval_sessions, seed=args.seed,
                    ppo_timesteps=args.ppo_timesteps, kind_options=dict(args.set),
-                   progress=True)
+                   ensemble=args.ensemble, progress=True)
     text = report.to_markdown()
     print(text)
     out = Path(args.out_dir)
@@ -92,6 +93,10 @@ def add_fidelity_commands(subparsers: Any) -> None:
     command.add_argument("--ppo-timesteps", type=int, default=0,
                          help="PPO steps in the world and in the simulator, for transfer "
                               "(0: skip; ~120000 is about 2 minutes per PPO on one core)")
+    command.add_argument("--ensemble", type=int, default=0,
+                         help="refit the kind this many times on bootstrap resamples of the "
+                              "sessions: per-policy ensemble interval and disagreement flag "
+                              "(0: none; the benchmark uses 3-5)")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--threads", type=positive_int, default=1, help="torch threads")
     command.add_argument("--out-dir", default="runs/fidelity", help="folder for the results")

@@ -13,6 +13,7 @@ click on each slate position, then none), for calibration and likelihood.
 | ``count-privileged`` | the OPE count simulator with the hidden state as its context | yes |
 | ``item-rate`` | per-item click rates as choice weights beside a fitted no-click weight | no |
 | ``logistic`` | conditional-logit click on item + last click, constant continuation | no |
+| ``choice-continuation`` | latent-state choice model + separate continuation model | no |
 
 ``count-privileged`` is a reference, not a deployable simulator: real logs have no
 hidden state. The others see what a recommender sees: slates, clicks and their order.
@@ -43,6 +44,7 @@ REQUIRED_COLUMNS = {
     "count-privileged": (*LOG_COLUMNS, "true_state"),
     "item-rate": LOG_COLUMNS,
     "logistic": LOG_COLUMNS,
+    "choice-continuation": LOG_COLUMNS,
 }
 PRIVILEGED_KINDS = ("count-privileged",)
 
@@ -346,6 +348,14 @@ def fit_count_privileged(logs: pd.DataFrame, info: WorldInfo, *,
     return _fit_count(logs, info, "true_state", prior_strength)
 
 
+def fit_choice_continuation(logs: pd.DataFrame, info: WorldInfo, **options
+                            ) -> UserSimulator:
+    """:func:`recgym.fidelity.latent.fit_choice_continuation` (options passed on)."""
+    from recgym.fidelity.latent import fit_choice_continuation as fit
+
+    return fit(logs, info, **options)
+
+
 def fit_item_rate(logs: pd.DataFrame, info: WorldInfo, *,
                   prior_strength: float = 1.0) -> ItemRateUsers:
     """:class:`ItemRateUsers` fitted on ``logs``."""
@@ -364,6 +374,7 @@ KINDS: dict[str, Callable[..., UserSimulator]] = {
     "count-privileged": fit_count_privileged,
     "item-rate": fit_item_rate,
     "logistic": fit_logistic,
+    "choice-continuation": fit_choice_continuation,
 }
 
 

@@ -44,6 +44,8 @@ from recgym.fidelity.worlds import world_info
 from recgym.simulators.synthetic_mdp import SyntheticMDP
 
 OUT_OF_SUPPORT = 1 / 3
+DISAGREEMENT = 0.25
+ENSEMBLE_SEED_OFFSET = 1000  # fit seed of member i: seed + 1000 (i + 1)
 REPLICA_OFFSET = 10_000_000  # user streams of the world replica, far from the roll-outs
 ERROR_TOLERANCE = 0.15
 
@@ -88,8 +90,13 @@ class FidelityReport:
             table[column] = [f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(
                 table[f"{column}_value"], table[f"{column}_low"], table[f"{column}_high"],
                 strict=True)]
-        shown = table[["policy", "true", "sim", "relative_error", "unsupported_share",
-                       "out_of_support", "reads_true_state"]]
+        columns = ["policy", "true", "sim", "relative_error", "unsupported_share",
+                   "out_of_support", "reads_true_state"]
+        if "ens_low" in table.columns:
+            table["ensemble"] = [f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(
+                table.ens_low, table.ens_high, strict=True)]
+            columns += ["ensemble", "ens_spread", "status"]
+        shown = table[columns]
         summary = self.summary.assign(interval=[
             f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(
                 self.summary.value, self.summary.low, self.summary.high, strict=True)])
@@ -235,8 +242,8 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
           n_sessions: int = 2000, seed: int = 0, ppo_timesteps: int = 0,
           world_ppo: Policy | None = None, kind_options: dict | None = None,
           n_bootstrap: int = 1000, support_sessions: int = 500, rare_share: float = 0.1,
-          held_out_share: float = 0.1, noise_ceiling: bool = True,
-          progress: bool = False) -> FidelityReport:
+          held_out_share: float = 0.1, noise_ceiling: bool = True, ensemble: int = 0,
+          disagreement: float = DISAGREEMENT, progress: bool = False) -> FidelityReport:
     """Fit (or take) a simulator and score it against ``world``.
 
     Args:
@@ -260,6 +267,13 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
         noise_ceiling: also roll the deployable policies out in the world on other user
             streams, and report the metrics of that replica against the world (subset
             ``world-vs-world``): the best a simulator can score at this roll-out noise.
+        ensemble: refit the kind this many more times, each on a bootstrap resample of
+            the fitting sessions with its own fit seed, roll every policy out in each,
+            and report the ensemble's interval and disagreement per policy (see
+            :func:`ensemble_status`); 0: the roll-out interval only. Needs a kind name
+            or a factory, not a fitted simulator.
+        disagreement: flag a policy when the ensemble's values spread more than this
+            share of their mean (``(max - min) / mean``).
         progress: print which part runs, with a progress bar over the policies.
 
     Raises:
@@ -308,6 +322,24 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
         with _timed(timings, "simulator roll-outs"):
             sim[spec.name] = evaluate_policy(fitted, spec.make(), n_sessions, seed=seed,
                                              coverage_at=())
+    members: list[dict] = []
+    if ensemble > 0:
+        if all(hasattr(simulator, name) for name in ("reset", "step", "observe")) \
+                and not isinstance(simulator, str):
+            raise ValueError("ensemble > 0 refits the simulator: pass a kind name or a "
+                             "fit(logs, info) factory, not a fitted simulator")
+        for member in range(ensemble):
+            say(f"ensemble member {member + 1} of {ensemble}")
+            member_seed = seed + ENSEMBLE_SEED_OFFSET * (member + 1)
+            resample = bootstrap_sessions(fit_logs, member_seed)
+            with _timed(timings, "ensemble fits"):
+                fitted_member, _ = _resolve(simulator, resample, world, member_seed,
+                                            kind_options or {})
+            with _timed(timings, "ensemble roll-outs"):
+                members.append({spec.name: evaluate_policy(fitted_member, spec.make(),
+                                                           n_sessions, seed=seed,
+                                                           coverage_at=())
+                                for spec in policies})
     replica = {}
     if noise_ceiling:
         with _timed(timings, "world roll-outs"):
@@ -339,6 +371,11 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
                                / table.true_value.abs().clip(lower=1e-12))
     table["unsupported_share"] = [unsupported[n] for n in names]
     table["out_of_support"] = table.unsupported_share > OUT_OF_SUPPORT
+    means = np.array([[run[n].mean_return for n in names] for run in members]).reshape(
+        len(members), len(names))
+    errors = np.array([[run[n].return_std_err for n in names] for run in members]).reshape(
+        len(members), len(names))
+    table = ensemble_status(table, means, errors, disagreement=disagreement)
     rows: list[dict] = []
     with _timed(timings, "metrics"):
         deployable = ~table.reads_true_state.to_numpy()
@@ -363,12 +400,19 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
             rows += [{"metric": name, "subset": "world-vs-world", "value": i.value,
                       "low": i.low, "high": i.high, "n_policies": len(kept)}
                      for name, i in ceiling.items()]
+        # out of support (the instrument's measure): wrong, sure and not warned by the
+        # simulator itself (its ensemble's disagreement is the only warning a user has)
         out = table[table.out_of_support]
-        separated = (out.sim_low > out.true_high) | (out.sim_high < out.true_low)
-        confident = int(((out.relative_error.abs() > ERROR_TOLERANCE) & separated).sum())
+        unwarned = (out.status_log_only == "confident-error").sum()
         rows.append({"metric": "confident_errors", "subset": "out-of-support",
-                     "value": confident, "low": confident, "high": confident,
+                     "value": int(unwarned), "low": int(unwarned), "high": int(unwarned),
                      "n_policies": len(out)})
+        shown = table[deployable]
+        for status in STATUSES:
+            count = int((shown.status == status).sum())
+            rows.append({"metric": f"status_{status}", "subset": "deployable",
+                         "value": count, "low": count, "high": count,
+                         "n_policies": len(shown)})
     if ppo_timesteps > 0 and world_ppo is not None:
         say(f"PPO in {kind}")
         with _timed(timings, "PPO in simulator"):
@@ -398,6 +442,67 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
             notes.append("held-out metrics skipped: the simulator has no "
                          "page_view_probabilities(logs) (or no held-out log)")
     return FidelityReport(kind, table, pd.DataFrame(rows), calibration, timings, notes)
+
+
+STATUSES = ("covered", "flagged", "within-tolerance", "confident-error")
+
+
+def bootstrap_sessions(logs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """A resample of whole sessions with replacement, each copy a session of its own."""
+    codes, _ = pd.factorize(logs["session_id"])
+    order = np.argsort(codes, kind="stable")
+    lengths = np.bincount(codes)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    picked = np.random.default_rng(seed).integers(0, len(lengths), len(lengths))
+    new_id = np.repeat(np.arange(len(picked)), lengths[picked])
+    offset = np.arange(len(new_id)) - np.repeat(np.cumsum(lengths[picked]) - lengths[picked],
+                                                lengths[picked])
+    rows = order[np.repeat(starts[picked], lengths[picked]) + offset]
+    resample = logs.iloc[rows].copy()
+    resample["session_id"] = new_id
+    return resample.reset_index(drop=True)
+
+
+def ensemble_status(table: pd.DataFrame, member_means: np.ndarray, member_se: np.ndarray,
+                    *, disagreement: float = DISAGREEMENT,
+                    tolerance: float = ERROR_TOLERANCE) -> pd.DataFrame:
+    """Per policy: the ensemble interval, its disagreement, and whether the value is trusted.
+
+    ``table`` has ``true_value``, ``true_low``, ``true_high``, ``sim_value``, ``sim_low``,
+    ``sim_high``, ``relative_error``, ``out_of_support``; ``member_means`` and
+    ``member_se`` are ``(members, policies)`` (0 members: the roll-out interval alone).
+
+    Adds ``ens_low`` / ``ens_high`` (lowest and highest 95% roll-out bound over the main
+    fit and the members), ``ens_spread`` (``(max - min) / mean`` of their values),
+    ``disagrees`` (spread above ``disagreement``), ``flagged`` (``disagrees`` or
+    ``out_of_support``), ``covered`` (the ensemble interval meets the world's 95%
+    interval) and ``status``: ``covered``; else ``flagged``; else ``within-tolerance``
+    (relative error at most ``tolerance``); else ``confident-error``.
+    ``status_log_only`` is the same with only the simulator's own warning
+    (``disagrees``), without the instrument's support measure (which reads the state).
+    """
+    table = table.copy()
+    z = 1.959963984540054
+    means = np.vstack([table.sim_value.to_numpy()[None, :], member_means])
+    lows = np.vstack([table.sim_low.to_numpy()[None, :], member_means - z * member_se])
+    highs = np.vstack([table.sim_high.to_numpy()[None, :], member_means + z * member_se])
+    table["ens_low"] = lows.min(0)
+    table["ens_high"] = highs.max(0)
+    table["ens_spread"] = (means.max(0) - means.min(0)) / np.maximum(np.abs(means.mean(0)),
+                                                                      1e-12)
+    table["disagrees"] = table.ens_spread > disagreement
+    table["flagged"] = table.disagrees | table.out_of_support
+    table["covered"] = (table.ens_low <= table.true_high) & (table.ens_high >= table.true_low)
+    small = table.relative_error.abs() <= tolerance
+
+    def status(flag: pd.Series) -> list[str]:
+        return ["covered" if c else "flagged" if f else "within-tolerance" if s
+                else "confident-error" for c, f, s in zip(table.covered, flag, small,
+                                                          strict=True)]
+
+    table["status"] = status(table.flagged)
+    table["status_log_only"] = status(table.disagrees)
+    return table
 
 
 def _log_metrics(fitted, world: SyntheticMDP, held_out: pd.DataFrame, n_bootstrap: int,
