@@ -1,8 +1,9 @@
-"""Nothing is lost (slow): a command killed with SIGKILL resumes to the uninterrupted result.
+"""Nothing is lost: a command killed with SIGKILL resumes to the uninterrupted result.
 
-A killed writer never leaves a partial file at the output path either.
-
-Run with ``pytest -m slow tests/test_kill_resume.py``.
+A killed writer never leaves a partial file at the output path either. The kills are slow
+tests (``pytest -m slow tests/test_kill_resume.py``); the fast ones interrupt in-process
+and check that chunked work equals one piece and that a resume is refused when its
+arguments differ from the interrupted run's.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ import pandas as pd
 import pytest
 import torch
 
+import recgym.evaluation
+from recgym.cli import main
+from recgym.cli.envs import CHUNK_SESSIONS, parts_folder
+from recgym.cli.policies import simulator_for_env
 from recgym.core.checkpoint import read_checkpoint_file
-from recgym.data import LogDataset
-from recgym.evaluation import collect_logs
+from recgym.data import LogDataset, load_logs, save_progress
+from recgym.evaluation import collect_logs, ope
 from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -139,17 +144,168 @@ def test_a_killed_cf_training_resumes_to_the_uninterrupted_result(tmp_path):
     _same_weights(tmp_path / "whole" / checkpoint.name, checkpoint)
 
 
-@pytest.mark.slow
-def test_killed_log_generation_leaves_no_partial_file(tmp_path):
+WORLD = ["SyntheticMDP-v0", "--env-arg", "num_items=20", "--env-arg", "slate_size=3"]
+GENERATE = ["generate-logs", *WORLD, "--policy", "mix", "--sessions", "20"]
+
+
+def _chunked_logs(name: str, sessions: int, chunk: int) -> pd.DataFrame:
+    """What generate-logs must write: chunk ``s`` is ``collect_logs`` seeded ``s``, ids + ``s``."""
+    world = simulator_for_env(WORLD[0], {"num_items": 20, "slate_size": 3}).simulator
+    parts = []
+    for start in range(0, sessions, chunk):
+        part = collect_logs(world, logging_policy(name, world, seed=start),
+                            min(chunk, sessions - start), seed=start, max_steps=200,
+                            extra_observation_keys=("true_state",))
+        parts.append(part.assign(session_id=part.session_id + start))
+    return LogDataset(pd.concat(parts, ignore_index=True), num_items=20).logs
+
+
+@pytest.mark.parametrize(("policy", "chunk", "expected_chunk"),
+                         [("max", 7, 50), ("mix", CHUNK_SESSIONS, 50), ("mix", 7, 7)])
+def test_chunked_log_generation_is_one_batch_for_deterministic_policies_and_small_runs(
+        policy, chunk, expected_chunk, tmp_path, monkeypatch):
+    """The max policy (any chunks) and one-chunk runs are one batch; else chunk s is seed s."""
+    monkeypatch.setattr("recgym.cli.envs.CHUNK_SESSIONS", chunk)
     out = tmp_path / "logs.parquet"
-    argv = ["generate-logs", "SyntheticMDP-v0", "--policy", "mix", "--sessions", "200000",
-            "--out", str(out)]
-    process = _recgym(*argv)
-    time.sleep(3)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL and not out.exists()
-    _finish(*argv[:5], "2000", "--out", str(out))
-    first = pd.read_parquet(out)
-    _finish(*argv[:5], "2000", "--out", str(tmp_path / "again.parquet"))
-    pd.testing.assert_frame_equal(first, pd.read_parquet(tmp_path / "again.parquet"))
+    assert main(["generate-logs", *WORLD, "--policy", policy, "--sessions", "50", "--out",
+                 str(out)]) == 0
+    pd.testing.assert_frame_equal(load_logs(out).logs, _chunked_logs(policy, 50, expected_chunk))
+    assert not parts_folder(out).exists()
+
+
+@pytest.fixture
+def interrupted_generation(tmp_path, monkeypatch) -> Path:
+    """``--out`` of a generate-logs run (GENERATE, chunks of 7) stopped after its first chunk."""
+    monkeypatch.setattr("recgym.cli.envs.CHUNK_SESSIONS", 7)
+    calls = []
+
+    def stop_at_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return collect_logs(*args, **kwargs)
+
+    out = tmp_path / "logs.parquet"
+    with monkeypatch.context() as patch:
+        patch.setattr(recgym.evaluation, "collect_logs", stop_at_second_chunk)
+        with pytest.raises(KeyboardInterrupt):
+            main([*GENERATE, "--out", str(out)])
+    assert not out.exists() and len(list(parts_folder(out).glob("*.parquet"))) == 1
+    return out
+
+
+def test_an_interrupted_log_generation_resumes_to_the_uninterrupted_log(
+        interrupted_generation, capsys):
+    out = interrupted_generation
+    assert main([*GENERATE, "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "a previous run was interrupted" in error and "--resume" in error
+    assert "--overwrite" in error and str(parts_folder(out)) in error
+    assert main([*GENERATE, "--out", str(out), "--resume"]) == 0
+    pd.testing.assert_frame_equal(load_logs(out).logs, _chunked_logs("mix", 20, 7))
+    assert not parts_folder(out).exists()
+
+
+@pytest.mark.parametrize(("option", "value", "saved"),
+                         [("--sessions", "21", "20"), ("--seed", "1", "0"),
+                          ("--policy", "random", "'mix'")])
+def test_a_resume_with_other_arguments_is_refused_naming_the_argument(
+        interrupted_generation, option, value, saved, capsys):
+    argv = [*GENERATE, "--out", str(interrupted_generation), "--resume", option, value]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert f"had {option} {saved}, this one has {option} " in error
+    assert "pass the same arguments" in error
+    assert parts_folder(interrupted_generation).exists()  # refused: nothing was touched
+
+
+def test_overwrite_discards_an_interrupted_generation(interrupted_generation):
+    out = interrupted_generation
+    assert main([*GENERATE, "--seed", "3", "--out", str(out), "--overwrite"]) == 0
+    assert load_logs(out).logs.session_id.nunique() == 20
+    assert not parts_folder(out).exists()
+
+
+def test_a_resume_with_nothing_to_resume_starts_afresh(tmp_path, capsys):
+    out = tmp_path / "logs.parquet"
+    assert main([*GENERATE, "--out", str(out), "--resume"]) == 0
+    assert f"nothing to resume at {parts_folder(out)}: starting afresh" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(load_logs(out).logs, _chunked_logs("mix", 20, 20))
+
+
+def test_a_generation_that_fails_at_once_leaves_no_progress(tmp_path):
+    out = tmp_path / "logs.parquet"
+    assert main(["generate-logs", "SyntheticMDP-v0", "--env-arg", "num_items=20", "--policy",
+                 "mix", "--out", str(out)]) == 2  # the reward band is smaller than a slate
+    assert not parts_folder(out).exists() and not out.exists()
+
+
+def test_resume_and_overwrite_exclude_each_other(tmp_path, capsys):
+    argv = [*GENERATE, "--out", str(tmp_path / "logs.parquet"), "--resume", "--overwrite"]
+    assert main(argv) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def _ope(frame: pd.DataFrame, world: SyntheticMDP, progress: ope.BootstrapProgress | None
+         ) -> pd.DataFrame:
+    return ope.evaluate(logging_policy("random", world), frame, ["dm", "dr", "ips"],
+                        logging_policy=logging_policy("mix", world), n_bootstrap=60,
+                        bootstrap_progress=progress)
+
+
+def test_an_interrupted_ope_bootstrap_resumes_to_the_uninterrupted_intervals(
+        tmp_path, monkeypatch):
+    world = SyntheticMDP(num_states=4, num_items=12, slate_size=3)
+    frame = collect_logs(world, logging_policy("mix", world), 200, max_steps=30,
+                         extra_observation_keys=("true_state",))
+    whole = _ope(frame, world, None)
+    progress = ope.BootstrapProgress(tmp_path / "ope.progress.json", {"--seed": 0}, every=10)
+    saves = []
+
+    def stop_after_second_save(*args, **kwargs):
+        save_progress(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ope, "save_progress", stop_after_second_save)
+        with pytest.raises(KeyboardInterrupt):
+            _ope(frame, world, progress)
+    with pytest.raises(ValueError, match=r"had --seed 0, this one has --seed 1; pass the same"):
+        _ope(frame, world, ope.BootstrapProgress(progress.path, {"--seed": 1}))
+    pd.testing.assert_frame_equal(_ope(frame, world, progress), whole)
+
+
+@pytest.mark.slow
+def test_a_killed_log_generation_resumes_to_the_uninterrupted_log(tmp_path):
+    """Killed after its first chunk of sessions is saved; never a partial file at --out."""
+    argv = ["generate-logs", "SyntheticMDP-v0", "--policy", "mix", "--sessions",
+            str(3 * CHUNK_SESSIONS)]
+    whole, resumed = tmp_path / "whole.parquet", tmp_path / "resumed.parquet"
+    _finish(*argv, "--out", str(whole))
+    _kill_after(_recgym(*argv, "--out", str(resumed)),
+                parts_folder(resumed) / "sessions-0000000000.parquet")
+    assert not resumed.exists()
+    _finish(*argv, "--out", str(resumed), "--resume")
+    pd.testing.assert_frame_equal(pd.read_parquet(resumed), pd.read_parquet(whole))
+    assert not parts_folder(resumed).exists()
+
+
+@pytest.mark.slow
+def test_a_killed_ope_resumes_to_the_uninterrupted_table(tmp_path):
+    """Killed inside the bootstrap's reward-model refits, once their progress is saved."""
+    logs = tmp_path / "logs.parquet"
+    _finish("generate-logs", "SyntheticMDP-v0", "--policy", "mix", "--sessions", "2000",
+            "--out", str(logs))
+    argv = ["ope", "--policy", "random", "--logs", str(logs), "--env", "SyntheticMDP-v0",
+            "--logging-policy", "mix", "--estimators", "dm", "dr", "ips", "--bootstrap", "1500",
+            "--plot", ""]
+    whole, resumed = tmp_path / "whole.csv", tmp_path / "resumed.csv"
+    _finish(*argv, "--out", str(whole))
+    _kill_after(_recgym(*argv, "--out", str(resumed)),
+                resumed.with_name(resumed.name + ".progress.json"))
+    assert not resumed.exists()
+    _finish(*argv, "--out", str(resumed), "--resume")
+    pd.testing.assert_frame_equal(pd.read_csv(resumed), pd.read_csv(whole))
+    assert not resumed.with_name(resumed.name + ".progress.json").exists()

@@ -15,6 +15,7 @@ from recgym.cli.policies import (
     make_policy,
     simulator_for_env,
 )
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
 
 if TYPE_CHECKING:
     from recgym.core import Policy
@@ -158,18 +159,68 @@ def _env(args: argparse.Namespace) -> tuple[EnvParts, int]:
     return env, args.max_steps or gym.spec(args.env).max_episode_steps
 
 
+CHUNK_SESSIONS = 10_000
+"""``generate-logs`` rolls this many sessions out at a time and saves each chunk as it ends.
+
+The chunk starting at session ``s`` is the log of ``--seed SEED + s``: session ``i`` draws
+from random stream ``SEED + i`` (as in one batch) and a random / mix policy is seeded with
+``SEED + s``. Logs of up to this many sessions, and of a deterministic policy (max, a saved
+model), are exactly those of one batch of all sessions.
+"""
+
+
+def parts_folder(out: Path) -> Path:
+    """Where ``generate-logs`` keeps the finished chunks of ``out`` until it assembles them."""
+    return out.with_name(out.name + ".parts")
+
+
 def cmd_generate_logs(args: argparse.Namespace) -> None:
-    """Roll a logging policy out and save the sessions as a Parquet log."""
-    from recgym.data import LogDataset
+    """Roll a logging policy out in chunks of sessions and save the sessions as a Parquet log.
+
+    Each finished chunk is written (atomically) into the parts folder beside ``--out``, with
+    the arguments of the run; the log is assembled from them at the end and the folder
+    removed. ``--resume`` continues a killed run after its last finished chunk.
+    """
+    import shutil
+
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from recgym.data import LogDataset, atomic_write, load_progress, save_progress
     from recgym.evaluation import collect_logs
 
     env, max_steps = _env(args)
     simulator = env.simulator
-    policy = _make_policy(args.policy, env, args.seed, args.algo, args.trust_model)
     extra = tuple(k for k in simulator.observation_spaces() if k == "true_state")
-    logs = collect_logs(simulator, policy, args.sessions, seed=args.seed,
-                        max_steps=max_steps, extra_observation_keys=extra, progress=True)
+    parts = parts_folder(args.out)
+    manifest = parts / "run.json"
+    run = {"env": args.env, **run_arguments(args, "env_arg", "sessions", "max_steps", "seed",
+                                           "policy", "algo"),
+           "sessions per chunk": CHUNK_SESSIONS}
+    if continues_interrupted_run(parts, args):
+        load_progress(manifest, run)
+    else:
+        shutil.rmtree(parts, ignore_errors=True)
+    chunks = {start: parts / f"sessions-{start:010d}.parquet"
+              for start in range(0, args.sessions, CHUNK_SESSIONS)}
+    with tqdm(total=args.sessions, desc="sessions", unit="session") as bar:
+        for start, path in chunks.items():
+            count = min(CHUNK_SESSIONS, args.sessions - start)
+            if not path.exists():
+                policy = _make_policy(args.policy, env, args.seed + start, args.algo,
+                                      args.trust_model)
+                chunk = collect_logs(simulator, policy, count, seed=args.seed + start,
+                                     max_steps=max_steps, extra_observation_keys=extra,
+                                     progress=True)
+                chunk["session_id"] += start
+                if not manifest.exists():  # only now: a run that fails at once leaves nothing
+                    save_progress(manifest, run)
+                with atomic_write(path, suffix=".parquet") as temporary:
+                    chunk.to_parquet(temporary)
+            bar.update(count)
+    logs = pd.concat([pd.read_parquet(path) for path in chunks.values()], ignore_index=True)
     LogDataset(logs, num_items=simulator.num_items).save(args.out)
+    shutil.rmtree(parts)
     print(f"wrote {len(logs)} page views of {args.sessions} sessions (at most {max_steps} "
           f"steps each) to {args.out} (click rate {float((logs.click >= 0).mean()):.3f})")
 
@@ -221,12 +272,18 @@ def add_env_commands(subparsers: Any) -> None:
     demo.add_argument("--plot", default="runs/demo.png", help="where to save the plot")
     demo.set_defaults(func=cmd_demo)
 
-    generate = subparsers.add_parser("generate-logs", help="offline logs from a logging policy")
+    generate = subparsers.add_parser(
+        "generate-logs", help="offline logs from a logging policy",
+        description=f"Roll a logging policy out and write its sessions as a Parquet log. "
+                    f"Sessions are generated {CHUNK_SESSIONS:,} at a time and each finished "
+                    "chunk is saved beside --out (OUT.parts), so a killed run continues with "
+                    "--resume to the log it would have written.")
     _add_env_options(generate)
     generate.add_argument("--policy", default="mix",
                           help=f"one of {REFERENCE_POLICIES} or a saved SB3 model (.zip)")
     generate.add_argument("--out", required=True, type=parquet_output,
                           help="output log file (.parquet) in an existing folder")
+    add_resume_options(generate, "the finished chunks in OUT.parts")
     generate.set_defaults(func=cmd_generate_logs)
 
     evaluate = subparsers.add_parser("evaluate", help="return, CTR and coverage@r by roll-outs")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from recgym.cli.arguments import key_value
 from recgym.cli.policies import (
@@ -20,9 +20,7 @@ from recgym.cli.policies import (
     make_policy,
     simulator_for_env,
 )
-
-if TYPE_CHECKING:
-    pass
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
 
 # recgym.evaluation.ope.ALL_ESTIMATORS (a test keeps them equal), known without importing torch
 ESTIMATORS = ("dm", "ips", "snips", "dr", "switch-dr", "slate-ips", "iips", "rips", "pi", "sim")
@@ -33,11 +31,32 @@ def _env(env_id: str | None, env_args: list[tuple[str, Any]]) -> EnvParts | None
     return None if env_id is None else simulator_for_env(env_id, dict(env_args))
 
 
+def bootstrap_progress_file(args: argparse.Namespace) -> Path | None:
+    """Where the bootstrap keeps its progress: beside ``--out``, else beside ``--plot``."""
+    beside = args.out or args.plot
+    return Path(f"{beside}.progress.json") if beside else None
+
+
 def cmd_ope(args: argparse.Namespace) -> None:
-    """Estimate a policy's value on a log; print the table, save a plot (and a CSV)."""
+    """Estimate a policy's value on a log; print the table, save a plot (and a CSV).
+
+    The reward-model refits of the bootstrap save their progress beside the outputs as
+    they go, so a killed run continues with ``--resume`` to the same table.
+    """
     from recgym.data import LogDataset, atomic_write
     from recgym.evaluation import ope
 
+    progress_file = bootstrap_progress_file(args)
+    if progress_file is None and args.resume:
+        raise ValueError("--resume needs --out or --plot: the progress is kept beside them")
+    progress = None
+    if progress_file is not None:
+        if not continues_interrupted_run(progress_file, args):
+            progress_file.unlink(missing_ok=True)
+        progress = ope.BootstrapProgress(progress_file, run_arguments(
+            args, "policy", "logs", "estimators", "env", "env_arg", "logging_policy", "algo",
+            "stochastic", "obs_key", "num_items", "history_length", "context_column",
+            "bootstrap", "alpha", "switch_tau", "sim_sessions", "sim_refits", "seed"))
     dataset = LogDataset.load(args.logs)
     env = _env(args.env, args.env_arg)
     simulator = env.simulator if env else None
@@ -60,7 +79,8 @@ def cmd_ope(args: argparse.Namespace) -> None:
                          num_items=num_items, history_length=history_length,
                          context_column=args.context_column or None,
                          n_bootstrap=args.bootstrap, alpha=args.alpha, seed=args.seed,
-                         switch_tau=args.switch_tau, skip_unusable=args.estimators is None)
+                         switch_tau=args.switch_tau, skip_unusable=args.estimators is None,
+                         bootstrap_progress=progress)
     print(ope.format_table(table))
     if args.out:
         with atomic_write(args.out) as temporary:
@@ -70,6 +90,8 @@ def cmd_ope(args: argparse.Namespace) -> None:
         title = f"{Path(args.policy).name} on {Path(args.logs).name}"
         ope.plot_table(table, args.plot, title=title)
         print(f"plot saved to {args.plot}")
+    if progress_file is not None:
+        progress_file.unlink(missing_ok=True)
 
 
 def add_ope_commands(subparsers: Any) -> None:
@@ -116,4 +138,6 @@ def add_ope_commands(subparsers: Any) -> None:
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--plot", default="runs/ope.png", help="where to save the plot")
     command.add_argument("--out", default=None, help="also save the table as CSV")
+    add_resume_options(command, "the finished resamples in OUT.progress.json, else "
+                                "PLOT.progress.json")
     command.set_defaults(func=cmd_ope)

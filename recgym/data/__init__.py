@@ -29,7 +29,7 @@ from recgym.data.checks import LogValidationError, Problem, validate_logs
 from recgym.data.dataset import CleanReport, LogDataset, load_logs
 from recgym.data.displays import display_sets_by_release, display_sets_by_time_window
 from recgym.data.download import ChecksumError, download_file, extract_zip, sha256_of
-from recgym.data.files import atomic_write, save_figure
+from recgym.data.files import atomic_write, load_progress, save_figure, save_progress
 from recgym.data.info import describe_interactions, describe_logs, describe_target
 from recgym.data.logfiles import LogFileError
 from recgym.data.movielens import (
@@ -67,7 +67,9 @@ from recgym.data.splits import (
 
 __all__ = [
     "atomic_write",
+    "load_progress",
     "save_figure",
+    "save_progress",
     "FEEDBACK_CLICK",
     "FEEDBACK_PURCHASE",
     "FEEDBACK_SKIP",
