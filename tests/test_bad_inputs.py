@@ -273,6 +273,22 @@ CLI_CASES = [
     (["evaluate", "IRecGAN-v0", "--env-arg", "checkpoint=FILE:ckpt_recsimu"],
      "checkpoint of 'recsimu', expected 'irecgan-user'"),
     (["evaluate", "GANUserModel-v0", "--env-arg", "checkpoint=FILE:ckpt_bare"], "bare.pt"),
+    (["rl", "NoSuchEnv-v0", "--steps", "8", "--out", "m.zip"],
+     "argument ENV_ID: unknown env 'NoSuchEnv-v0'; registered: SyntheticMDP-v0"),
+    (["rl", "SyntheticMDP-v0", "--algo", "dqn", "--steps", "8", "--out", "m.zip"],
+     "argument --algo: DQN needs a Discrete action space.*MultiDiscrete: use one of ppo, a2c"),
+    (["rl", "SyntheticMDP-v0", "--algo", "sac", "--steps", "8", "--out", "m.zip"], "--algo"),
+    (["rl", "SyntheticMDP-v0", "--steps", "0", "--out", "m.zip"], "argument --steps"),
+    (["rl", "SyntheticMDP-v0", "--steps", "8", "--out", "m.pt"],
+     r"argument --out: .*must end in \.zip"),
+    (["rl", "SyntheticMDP-v0", "--steps", "8", "--out", "no/such/folder/m.zip"],
+     "argument --out: folder 'no/such/folder'"),
+    (["rl", "SyntheticMDP-v0", "--steps", "8", "--out", "m.zip", "--set", "nosuch=1"],
+     "argument --set: PPO has no setting 'nosuch'; allowed: .*learning_rate"),
+    (["rl", "SyntheticMDP-v0", "--steps", "8", "--out", "m.zip", "--n-envs", "0"],
+     "argument --n-envs"),
+    (["rl", "SyntheticMDP-v0", "--steps", "8", "--out", "m.zip", "--env-arg", "slate_size=0"],
+     "slate_size"),
 ]
 
 
@@ -317,7 +333,8 @@ def test_cli(files, argv, pattern, tmp_path, monkeypatch, capsys):
     # one line, or one line per problem for an invalid log (each with its fix); no traceback
     assert status == 2 and "Traceback" not in error, error
     assert error.startswith("recgym: error:") and re.search(pattern, error), error
-    assert not list(tmp_path.glob("*.parquet")), "nothing may be written on bad input"
+    assert not list(tmp_path.glob("*.parquet")) + list(tmp_path.glob("*.zip")), \
+        "nothing may be written on bad input"
 
 
 def test_the_table_is_at_least_150_cases():

@@ -12,7 +12,7 @@ from recgym.cli import build_parser, envs, main
 from recgym.cli.arguments import key_value, parse_value
 from recgym.data import load_logs
 
-COMMANDS = ["list", "demo", "generate-logs", "evaluate", "fit", "data", "ope", "train",
+COMMANDS = ["list", "demo", "generate-logs", "evaluate", "fit", "data", "ope", "train", "rl",
             "export-minari", "import-minari"]
 HEAVY = ("torch", "pandas", "stable_baselines3", "agents")
 

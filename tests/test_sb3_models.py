@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import pickle
 import re
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from stable_baselines3 import PPO
+from stable_baselines3 import A2C, DQN, PPO
 
 from recgym.cli import main
 from recgym.cli.policies import load_sb3_model
@@ -103,3 +104,62 @@ def test_a_file_that_is_not_a_model_zip(tmp_path, capsys):
     fake.write_text("not a zip")
     assert _evaluate(fake) == 2
     assert "is not a stable-baselines3 model zip" in capsys.readouterr().err
+
+
+def _recgym_model(algorithm, env_id: str, path: Path) -> Path:
+    """A model with recgym's own policy and extractor (``policy_class``, ``policy_kwargs``)."""
+    from recgym.integrations.sb3 import policy_class, policy_kwargs
+
+    extra = {PPO: {"n_steps": 32, "batch_size": 32, "n_epochs": 1}, A2C: {"n_steps": 8},
+             DQN: {"learning_starts": 0, "buffer_size": 100}}[algorithm]
+    env = gym.make(env_id)
+    model = algorithm(policy_class(algorithm), env, policy_kwargs=policy_kwargs(env_id, env=env),
+                      device="cpu", seed=0, **extra)
+    model.learn(32).save(path)
+    return path
+
+
+@pytest.mark.parametrize(("algorithm", "env_id"), [(PPO, "SyntheticMDP-v0"),
+                                                   (A2C, "SyntheticMDP-v0"),
+                                                   (DQN, "RecSimu-v0")])
+def test_recgyms_own_policies_load_safely_and_act_as_trained(algorithm, env_id, tmp_path,
+                                                             capsys):
+    """Policies of policy_class: an IndexError before (no ``__init__`` field to name them).
+
+    Their pickled kwargs (extractor, simulator embeddings) and A2C's RMSprop were refused.
+    """
+    name = algorithm.__name__.lower()
+    path = _recgym_model(algorithm, env_id, tmp_path / f"{name}.zip")
+    env = gym.make(env_id)
+    safe = load_sb3_model(path, name, env.observation_space, env.action_space)
+    trusted = algorithm.load(path, device="cpu")
+    assert type(safe.policy) is type(trusted.policy)
+    env.observation_space.seed(0)
+    for _ in range(5):
+        observation = env.observation_space.sample()
+        assert (safe.predict(observation, deterministic=True)[0]
+                == trusted.predict(observation, deterministic=True)[0]).all()
+    assert _evaluate(path, "--algo", name, env=env_id) == 0
+    assert name in capsys.readouterr().out
+
+
+def test_ope_takes_a_model_with_recgyms_policy_without_trust(tmp_path, capsys):
+    path = _recgym_model(PPO, "SyntheticMDP-v0", tmp_path / "ppo.zip")
+    logs = tmp_path / "logs.parquet"
+    assert main(["generate-logs", "SyntheticMDP-v0", "--policy", "mix", "--sessions", "20",
+                 "--out", str(logs)]) == 0
+    assert main(["ope", "--policy", str(path), "--logs", str(logs), "--env", "SyntheticMDP-v0",
+                 "--estimators", "ips", "dm", "--bootstrap", "10", "--plot",
+                 str(tmp_path / "ope.png")]) == 0
+    assert "ips" in capsys.readouterr().out
+
+
+def test_a_policy_class_recgym_does_not_know_is_named_with_the_way_out(model_zip, tmp_path,
+                                                                      capsys):
+    payload = base64.b64encode(pickle.dumps(collections.OrderedDict)).decode()
+    foreign = _rewrite_data(model_zip, tmp_path / "foreign.zip",
+                            lambda data: data["policy_class"].update({":serialized:": payload}))
+    assert _evaluate(foreign) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1, error
+    assert "(collections.OrderedDict)" in error and "--trust-model" in error

@@ -1,11 +1,11 @@
 """The ``recgym`` command: envs, simulators, CF policies, off-policy evaluation, data.
 
-One module per command group (``envs``, ``fit``, ``train``, ``ope``, ``data``, ``minari``),
-each adding its subcommands with an ``add_*_commands(subparsers)`` function. Modules of
-this package import only argparse and the standard library at module level, and each
-handler imports torch, pandas, stable-baselines3 or agents itself, so ``recgym --help``
-answers at once. A user error (bad input) prints one line ``recgym: error: ...`` and exits
-with status 2; ``recgym --debug COMMAND ...`` shows the traceback instead.
+One module per command group (``envs``, ``fit``, ``train``, ``rl``, ``ope``, ``data``,
+``minari``), each adding its subcommands with an ``add_*_commands(subparsers)`` function.
+Modules of this package import only argparse and the standard library at module level,
+and each handler imports torch, pandas, stable-baselines3 or agents itself, so ``recgym
+--help`` answers at once. A user error (bad input) prints one line ``recgym: error: ...``
+and exits with status 2; ``recgym --debug COMMAND ...`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from recgym.cli.fidelity import add_fidelity_commands
 from recgym.cli.fit import add_fit_commands
 from recgym.cli.minari import add_minari_commands
 from recgym.cli.ope import add_ope_commands
+from recgym.cli.rl import add_rl_commands
 from recgym.cli.train import add_train_commands
 
 # Errors that bad input raises, and a missing third-party package (the user installs it);
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ope_commands(commands)
     add_minari_commands(commands)
     add_train_commands(commands)
+    add_rl_commands(commands)
     return parser
 
 

@@ -55,13 +55,33 @@ def positive_int(text: str) -> int:
     return value
 
 
-def parquet_output(text: str) -> Path:
-    """A Parquet file to write: the name ends in ``.parquet`` and its folder exists."""
+def _new_file(text: str, suffix: str, kind: str) -> Path:
+    """A file to write: its name ends in ``suffix`` and its folder exists."""
     path = Path(text).expanduser()
-    if path.suffix != ".parquet":
+    if path.suffix != suffix:
         raise argparse.ArgumentTypeError(
-            f"logs are written as Parquet: the file name must end in .parquet, got {text!r}")
+            f"{kind}: the file name must end in {suffix}, got {text!r}")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(
             f"folder {str(path.parent)!r} of {text!r} does not exist; create it first")
     return path
+
+
+def parquet_output(text: str) -> Path:
+    """A Parquet file to write: the name ends in ``.parquet`` and its folder exists."""
+    return _new_file(text, ".parquet", "logs are written as Parquet")
+
+
+def model_output(text: str) -> Path:
+    """A stable-baselines3 model to write: the name ends in ``.zip`` and its folder exists."""
+    return _new_file(text, ".zip", "a model is written as a stable-baselines3 zip")
+
+
+def env_id(text: str) -> str:
+    """A registered recgym env id (the registry is strings: nothing heavy is imported)."""
+    from recgym.registration import ENV_DESCRIPTIONS
+
+    if text not in ENV_DESCRIPTIONS:
+        raise argparse.ArgumentTypeError(
+            f"unknown env {text!r}; registered: {', '.join(ENV_DESCRIPTIONS)}")
+    return text

@@ -8,14 +8,19 @@ gymnasium, torch and stable-baselines3 are imported only when a function runs.
 A stable-baselines3 zip keeps its spaces, schedules and classes as pickles, and loading
 them runs whatever code the file carries. :func:`load_sb3_model` never unpickles them:
 it reads the zip's JSON, gives SB3 the spaces of the env the model is used in and
-rebuilds each schedule and class from its readable fields, and refuses a file that
-carries any other pickled object unless the user passes ``trust=True``
-(``--trust-model``), which is then plain ``ALGO.load``.
+rebuilds each schedule, class and the policy kwargs from its readable fields (classes
+only by name, from SB3, recgym and torch: a class pickled by reference is read from the
+pickle's opcodes, never loaded), and refuses a file that carries any other pickled
+object unless the user passes ``trust=True`` (``--trust-model``), which is then plain
+``ALGO.load``.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import pickletools
 import re
 import zipfile
 from collections import deque
@@ -83,15 +88,110 @@ def _number(text: str, default: float = 0.0) -> float:
     return float(match.group()) if match else default
 
 
-def _safe_replacements(algorithm: Any, data: dict[str, Any], observation_space: gym.Space,
-                       action_space: gym.Space) -> dict[str, Any]:
+def _pickled_class_name(field: Any) -> str | None:
+    """``module.name`` of the class a pickled field refers to, read from its opcodes.
+
+    Nothing is unpickled: a class pickled by reference is just its module and name;
+    anything else (a class pickled by value, an instance) gives None.
+    """
+    if not isinstance(field, dict):
+        return None
+    try:
+        operations = [(op.name, arg) for op, arg, _ in pickletools.genops(
+            base64.b64decode(str(field.get(":serialized:", ""))))]
+    except ValueError:  # not base64, or not a pickle
+        return None
+    significant = [(name, arg) for name, arg in operations
+                   if name not in ("PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT",
+                                   "STOP")]
+    names = [name for name, _ in significant]
+    if names == ["GLOBAL"]:
+        return str(significant[0][1]).replace(" ", ".")
+    if len(names) == 3 and names[2] == "STACK_GLOBAL" and all(
+            "UNICODE" in name for name in names[:2]):
+        return f"{significant[0][1]}.{significant[1][1]}"
+    return None
+
+
+def _qualified(classes: list[type]) -> dict[str, type]:
+    return {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
+
+
+def _policy_classes(algorithm: Any) -> dict[str, type]:
+    """The policies a model of ``algorithm`` may have: SB3's own and recgym's, by name."""
+    from recgym.integrations.sb3 import ItemActorCriticPolicy, ItemDQNPolicy
+
+    base = algorithm.policy_aliases["MlpPolicy"]
+    candidates = [*algorithm.policy_aliases.values(), ItemActorCriticPolicy, ItemDQNPolicy]
+    return _qualified([cls for cls in candidates if issubclass(cls, base)])
+
+
+def _policy_kwargs_classes() -> dict[str, type]:
+    """Classes a policy's kwargs may name: extractors, activations, optimisers (no file code).
+
+    recgym's item extractor, SB3's extractors, torch's activations and optimisers.
+    """
+    import torch
+    from stable_baselines3.common import torch_layers
+
+    from recgym.integrations.sb3 import ItemEmbeddingExtractor
+
+    candidates = [ItemEmbeddingExtractor, *vars(torch_layers).values(),
+                  *vars(torch.nn.modules.activation).values(), *vars(torch.optim).values()]
+    return _qualified([cls for cls in candidates if isinstance(cls, type)
+                       and issubclass(cls, (torch.nn.Module, torch.optim.Optimizer))])
+
+
+def _embedding_tables(path: Path) -> dict[str, Any]:
+    """Zero tables of the shapes of the item embeddings in the zip's policy weights."""
+    import torch
+
+    with zipfile.ZipFile(path) as archive:
+        if "policy.pth" not in archive.namelist():
+            return {}  # no weights: SB3 refuses the file when it loads them
+        weights = torch.load(io.BytesIO(archive.read("policy.pth")), map_location="cpu",
+                             weights_only=True)
+    tables: dict[str, Any] = {}
+    for name, tensor in weights.items():
+        match = re.search(r"features_extractor\.embeddings\.(\w+)\.weight$", name)
+        if match:
+            tables.setdefault(match.group(1), torch.zeros(tensor.shape))
+    return tables
+
+
+def _safe_policy_kwargs(fields: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """The policy kwargs rebuilt from the zip's readable fields (None if one cannot be).
+
+    A class is taken by name from :func:`_policy_kwargs_classes`; recgym's item extractor
+    gets its tables' shapes from the policy weights (the weights then fill them in).
+    """
+    from recgym.integrations.sb3 import ItemEmbeddingExtractor
+
+    classes = _policy_kwargs_classes()
+    kwargs: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key.startswith(":"):
+            continue
+        if isinstance(value, str) and value.startswith("<"):  # the repr of an object
+            named = re.fullmatch(r"<class '([\w.]+)'>", value)
+            if not named or named.group(1) not in classes:
+                return None
+            value = classes[named.group(1)]
+        kwargs[key] = value
+    if kwargs.get("features_extractor_class") is ItemEmbeddingExtractor:
+        tables = _embedding_tables(path)
+        kwargs["features_extractor_kwargs"] = {"keys": list(tables), "embeddings": tables}
+    return kwargs
+
+
+def _safe_replacements(algorithm: Any, data: dict[str, Any], path: Path,
+                       observation_space: gym.Space, action_space: gym.Space) -> dict[str, Any]:
     """Objects that stand in for the zip's pickles, built from the env and readable fields."""
     import gymnasium as gym
     from stable_baselines3.common import buffers, utils
     from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 
     dict_observation = isinstance(observation_space, gym.spaces.Dict)
-    policies = {cls.__name__: cls for cls in algorithm.policy_aliases.values()}
     replacements: dict[str, Any] = {
         "observation_space": observation_space, "action_space": action_space,
         "rollout_buffer_class": buffers.DictRolloutBuffer if dict_observation
@@ -103,10 +203,13 @@ def _safe_replacements(algorithm: Any, data: dict[str, Any], observation_space: 
         "_last_obs": None, "_last_episode_starts": None, "_last_original_obs": None,
         "ep_info_buffer": deque(maxlen=100), "ep_success_buffer": deque(maxlen=100),
     }
-    init = str(data.get("policy_class", {}).get("__init__", ""))
-    name = re.search(r"function (\w+)\.__init__", init)
-    if name and name.group(1) in policies:
-        replacements["policy_class"] = policies[name.group(1)]
+    policy = _policy_classes(algorithm).get(_pickled_class_name(data.get("policy_class")) or "")
+    if policy is not None:
+        replacements["policy_class"] = policy
+    if isinstance(data.get("policy_kwargs"), dict) and ":serialized:" in data["policy_kwargs"]:
+        policy_kwargs = _safe_policy_kwargs(data["policy_kwargs"], path)
+        if policy_kwargs is not None:
+            replacements["policy_kwargs"] = policy_kwargs
     for key in ("lr_schedule", "clip_range", "clip_range_vf", "learning_rate"):
         fields = data.get(key)
         if isinstance(fields, dict):
@@ -146,13 +249,15 @@ def load_sb3_model(path: str | Path, algo: str, observation_space: gym.Space | N
     if observation_space is None or action_space is None:
         raise ValueError(f"loading {path} safely needs the env it runs in (its spaces): pass "
                          "--env ID, or --trust-model to unpickle the file's own spaces")
-    replacements = _safe_replacements(algorithm, data, observation_space, action_space)
+    replacements = _safe_replacements(algorithm, data, path, observation_space, action_space)
     pickled = {key for key, value in data.items()
                if isinstance(value, dict) and ":serialized:" in value}
     if "policy_class" in pickled and "policy_class" not in replacements:
-        init = str(data["policy_class"].get("__init__", ""))
-        raise ValueError(f"{path} holds a policy ({init.split('.')[0].split()[-1]}) that is "
-                         f"not a {algo.upper()} policy: pass the --algo it was trained with")
+        name = _pickled_class_name(data["policy_class"]) or "a class defined in the file"
+        raise ValueError(f"{path} holds a policy ({name}) that is not a {algo.upper()} policy "
+                         "of stable-baselines3 or recgym: pass the --algo it was trained with "
+                         "(or --trust-model for a policy of your own: loading then runs the "
+                         "file's code)")
     unsafe = sorted(pickled - replacements.keys())
     if unsafe:
         raise ValueError(

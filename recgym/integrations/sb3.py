@@ -17,22 +17,28 @@ policy for an algorithm::
 The policies of :func:`policy_class` hand item ids to the extractor as they are; SB3's own
 ``"MlpPolicy"`` / ``"MultiInputPolicy"`` also work with the same ``policy_kwargs`` but
 build the one-hot first (the extractor then reads the ids back with ``argmax``), which
-costs memory and time on large catalogues. Requires stable-baselines3 (``pip install
-"recgym[sb3]"``); ``import recgym`` does not import this module.
+costs memory and time on large catalogues. :func:`train_agent` trains a model with the
+hyper-parameters measured to learn (:func:`algorithm_kwargs`, also what ``recgym rl``
+and ``benchmarks/clients.py`` use), :func:`compare_with_random` rolls it out against the
+random policy. Requires stable-baselines3 (``pip install "recgym[sb3]"``); ``import
+recgym`` does not import this module.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
 from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from recgym.registration import ENV_DESCRIPTIONS
 
@@ -242,3 +248,164 @@ def policy_kwargs(env_id: str, *, env: gym.Env | None = None, pretrained: bool =
     return {"features_extractor_class": ItemEmbeddingExtractor,
             "features_extractor_kwargs": extractor,
             "net_arch": list(_NET_ARCH.get(env_id, [64, 64])), **overrides}
+
+
+ALGORITHMS = ("ppo", "a2c", "dqn")
+"""The SB3 algorithms :func:`policy_class` has a policy for (lower-case names)."""
+
+# What benchmarks/clients.py measured to learn (results/clients.md); A2C: SB3's defaults
+# (not in the benchmark; they learn SyntheticMDP-v0 in 50,000 steps, docs/clients.md).
+# Every id shares its algorithm's settings; the budgets differ per id.
+_ALGORITHM_KWARGS: dict[str, dict[str, Any]] = {
+    "ppo": {"n_steps": 128, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3,
+            "ent_coef": 0.01},
+    "a2c": {},
+    "dqn": {"learning_starts": 1_000, "batch_size": 64, "train_freq": 4, "learning_rate": 1e-3,
+            "exploration_fraction": 0.3, "target_update_interval": 1_000,
+            "buffer_size": 50_000},
+}
+N_ENVS = {"ppo": 8, "a2c": 8, "dqn": 1}
+"""Env copies each algorithm trains on by default (DQN's settings were measured on one)."""
+
+# constructor arguments :func:`train_agent` sets itself (``--set`` may not)
+_SET_BY_TRAINING = ("self", "policy", "env", "policy_kwargs", "seed", "_init_setup_model")
+
+
+def _algorithm_name(algorithm: str | type) -> str:
+    name = (algorithm if isinstance(algorithm, str) else algorithm.__name__).lower()
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}")
+    return name
+
+
+def _algorithm_class(algorithm: str | type) -> type:
+    import stable_baselines3
+
+    return getattr(stable_baselines3, _algorithm_name(algorithm).upper())
+
+
+def algorithm_kwargs(env_id: str, algorithm: str | type) -> dict[str, Any]:
+    """Hyper-parameters of ``algorithm`` (``"ppo"``, ``PPO``, ...) on ``gym.make(env_id)``.
+
+    The settings ``benchmarks/clients.py`` trains with (SB3's defaults for the rest), so
+    ``recgym rl`` and the measured results cannot drift apart.
+    """
+    if env_id not in ENV_DESCRIPTIONS:
+        raise ValueError(f"unknown recgym env {env_id!r}; choose from {sorted(ENV_DESCRIPTIONS)}")
+    return dict(_ALGORITHM_KWARGS[_algorithm_name(algorithm)])
+
+
+def settable_keys(algorithm: str | type) -> list[str]:
+    """Constructor arguments of the algorithm a caller may set (not those training sets)."""
+    import inspect
+
+    parameters = inspect.signature(_algorithm_class(algorithm).__init__).parameters
+    return sorted(key for key in parameters if key not in _SET_BY_TRAINING)
+
+
+def check_settings(algorithm: str | type, settings: dict[str, Any]) -> None:
+    """Refuse settings the algorithm does not take, naming the ones it does."""
+    unknown = sorted(set(settings) - set(settable_keys(algorithm)))
+    if unknown:
+        raise ValueError(f"{_algorithm_name(algorithm).upper()} has no setting "
+                         f"{', '.join(map(repr, unknown))}; allowed: "
+                         f"{', '.join(settable_keys(algorithm))}")
+
+
+def algorithms_for(action_space: gym.Space) -> list[str]:
+    """The algorithms of :data:`ALGORITHMS` that act in ``action_space`` (DQN: Discrete)."""
+    discrete = isinstance(action_space, gym.spaces.Discrete)
+    return [name for name in ALGORITHMS if discrete or name != "dqn"]
+
+
+def check_algorithm(algorithm: str | type, env_id: str, action_space: gym.Space) -> None:
+    """Refuse an algorithm that cannot act in the env's action space, naming those that can."""
+    if _algorithm_name(algorithm) not in algorithms_for(action_space):
+        raise ValueError(f"{_algorithm_name(algorithm).upper()} needs a Discrete action space; "
+                         f"{env_id}'s is {type(action_space).__name__}: use one of "
+                         f"{', '.join(algorithms_for(action_space))}")
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over the env steps of ``model.learn`` (SB3's own also needs rich)."""
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.locals["total_timesteps"] - self.model.num_timesteps,
+                        desc="train", unit="step")
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.model.num_timesteps - self.bar.n)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def train_agent(env_id: str, algorithm: str | type, steps: int, *, n_envs: int | None = None,
+                seed: int = 0, env_kwargs: dict[str, Any] | None = None,
+                progress: bool = False, **settings: Any) -> Any:
+    """An SB3 model trained for ``steps`` env steps on copies of ``gym.make(env_id)``.
+
+    The model is built with :func:`policy_class`, :func:`policy_kwargs` and
+    :func:`algorithm_kwargs` and trains on ``make_vec_env(env_id, n_envs)``, as
+    ``benchmarks/clients.py`` measured it.
+
+    Args:
+        env_id: a registered recgym id.
+        algorithm: ``"ppo"``, ``"a2c"`` or ``"dqn"`` (or the SB3 class).
+        steps: env steps of training (summed over the copies).
+        n_envs: env copies (default :data:`N_ENVS` of the algorithm).
+        seed: seed of the model, its env copies and torch.
+        env_kwargs: env constructor arguments.
+        progress: show a progress bar.
+        **settings: replace any of :func:`algorithm_kwargs` or another constructor argument.
+
+    Raises:
+        ValueError: an unknown id or setting, or an algorithm that cannot act in the env.
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env_kwargs = env_kwargs or {}
+    name = _algorithm_name(algorithm)
+    env = gym.make(env_id, **env_kwargs)
+    check_algorithm(name, env_id, env.action_space)
+    check_settings(name, settings)
+    torch.manual_seed(seed)
+    # SB3 asks for render_mode="rgb_array", which recgym envs do not have (they render text)
+    venv = make_vec_env(env_id, n_envs=n_envs or N_ENVS[name], seed=seed,
+                        env_kwargs={"render_mode": None, **env_kwargs})
+    model_class = _algorithm_class(name)
+    model = model_class(policy_class(name), venv, policy_kwargs=policy_kwargs(env_id, env=env),
+                        seed=seed, **{"device": "cpu", **algorithm_kwargs(env_id, name),
+                                      **settings})
+    return model.learn(steps, callback=ProgressBar() if progress else None)
+
+
+def compare_with_random(env_id: str, model: Any, n_sessions: int = 2000, seed: int = 1,
+                        **env_kwargs: Any) -> dict[str, float]:
+    """The greedy ``model`` against the uniformly random policy on the same user seeds.
+
+    Both roll out ``n_sessions`` sessions (the registered episode limit) in the simulator
+    of ``gym.make(env_id, **env_kwargs)``.
+
+    Returns:
+        mean returns ``trained`` and ``random``, their standard errors ``trained_se`` and
+        ``random_se``, and ``z``: the difference over its standard error.
+    """
+    from recgym.core import RandomPolicy, SB3Policy
+    from recgym.core.env import num_candidates
+    from recgym.evaluation import evaluate_policy
+
+    env = gym.make(env_id, **env_kwargs)
+    simulator, max_steps = env.unwrapped.simulator, env.spec.max_episode_steps
+    trained = evaluate_policy(simulator, SB3Policy(model, env.unwrapped.observation_keys,
+                                                   simulator.slate_size),
+                              n_sessions, seed=seed, max_steps=max_steps)
+    random = evaluate_policy(simulator, RandomPolicy(num_candidates(simulator),
+                                                     simulator.slate_size, seed=seed),
+                             n_sessions, seed=seed, max_steps=max_steps)
+    std_err = math.hypot(trained.return_std_err, random.return_std_err)
+    return {"trained": trained.mean_return, "trained_se": trained.return_std_err,
+            "random": random.mean_return, "random_se": random.return_std_err,
+            "z": (trained.mean_return - random.mean_return) / std_err if std_err
+            else float("nan")}
