@@ -325,6 +325,54 @@ def test_cli_writes_table_and_plot(tmp_path):
     assert stem.with_suffix(".png").stat().st_size > 1000
 
 
+
+def _parse_fidelity(*argv: str):
+    import argparse
+
+    from recgym.cli.fidelity import add_fidelity_commands
+
+    parser = argparse.ArgumentParser(prog="recgym")
+    add_fidelity_commands(parser.add_subparsers())
+    return parser.parse_args(["fidelity", *argv])
+
+
+def test_cli_scores_a_fitted_checkpoint_against_fresh_sessions(tmp_path):
+    from recgym.core.checkpoint import save_checkpoint
+    from recgym.data import LogDataset
+    from recgym.fidelity import make_logs, make_world
+    from recgym.fidelity.kinds import fit_irecgan
+
+    world = make_world("default")
+    logs = make_logs(world, "random", 150)
+    LogDataset(logs, num_items=world.num_items).save(tmp_path / "logs.parquet")
+    users = fit_irecgan(logs, world_info(world), hidden_size=8, embedding_dim=4,
+                        num_layers=1, epochs=1)
+    save_checkpoint(tmp_path / "mine.pt", users.model.checkpoint())
+    args = _parse_fidelity("--simulator", str(tmp_path / "mine.pt"), "--logs",
+                           str(tmp_path / "logs.parquet"), "--logging", "random",
+                           "--held-out", "40", "--eval-sessions", "60", "--out-dir",
+                           str(tmp_path))
+    args.func(args)
+    table = pd.read_csv(tmp_path / "fidelity_synthetic-mdp_logs_mine.csv")
+    assert len(table) >= 8 and table.sim_value.notna().all()
+    # the checkpoint is scored as saved: its simulated values are its own, not a refit's
+    assert not np.allclose(table.sim_value, table.true_value)
+
+
+def test_cli_refuses_checkpoints_it_cannot_score(tmp_path):
+    from recgym.core.checkpoint import checkpoint_payload, save_checkpoint
+
+    with pytest.raises(SystemExit):
+        _parse_fidelity("--simulator", str(tmp_path / "missing.pt"))
+    save_checkpoint(tmp_path / "other.pt", checkpoint_payload("recsimu", {}, {}))
+    args = _parse_fidelity("--simulator", str(tmp_path / "other.pt"))
+    with pytest.raises(ValueError, match="holds a 'recsimu' checkpoint"):
+        args.func(args)
+    args = _parse_fidelity("--simulator", str(tmp_path / "other.pt"), "--ensemble", "2")
+    with pytest.raises(ValueError, match="--ensemble refits a kind"):
+        args.func(args)
+
+
 # -- ensemble intervals and the continuation kind
 
 

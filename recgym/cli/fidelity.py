@@ -6,7 +6,9 @@ recgym fidelity --world synthetic-mdp --logging mix --sessions 10000 --simulator
 ```
 
 Prints the per-policy table (true vs simulated value) and the summary metrics, and
-writes them as Markdown and CSV with the plot into ``--out-dir``.
+writes them as Markdown and CSV with the plot into ``--out-dir``. ``--simulator`` may also
+be a fitted checkpoint (``recgym fit irecgan-user`` output, e.g. the shipped
+``IRecGAN-v0`` user): it is scored as it is, against fresh held-out sessions.
 """
 
 from __future__ import annotations
@@ -24,6 +26,33 @@ WORLDS = {"synthetic-mdp": "default", "synthetic-mdp-large": "large",
 KINDS = ("irecgan", "count", "count-privileged", "item-rate", "logistic",
          "choice-continuation")
 LOGGING = ("random", "max", "mix")
+CHECKPOINT_KINDS = ("irecgan-user",)
+"""Checkpoint kinds ``--simulator FILE.pt`` scores (the users they rebuild read clicks)."""
+
+
+def simulator_argument(value: str) -> str:
+    """A kind name or an existing ``.pt`` checkpoint file."""
+    if value in KINDS:
+        return value
+    if value.endswith(".pt"):
+        if not Path(value).is_file():
+            raise argparse.ArgumentTypeError(f"checkpoint {value} does not exist")
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is neither a simulator kind {KINDS} nor a "
+                                     "checkpoint file (.pt)")
+
+
+def fitted_simulator(path: str, world: Any) -> Any:
+    """The users of a fitted checkpoint, sized for ``world`` (refuses other kinds)."""
+    from recgym.core.checkpoint import read_checkpoint_file
+    from recgym.fidelity.kinds import IRecGANKindUsers
+
+    kind = read_checkpoint_file(path).get("kind")
+    if kind not in CHECKPOINT_KINDS:
+        raise ValueError(f"--simulator {path} holds a {kind!r} checkpoint; fidelity scores "
+                         f"{list(CHECKPOINT_KINDS)} checkpoints or fits a kind {KINDS}")
+    return IRecGANKindUsers.from_checkpoint(path, slate_size=world.slate_size,
+                                            history_length=world.history_length)
 
 
 def cmd_fidelity(args: argparse.Namespace) -> None:
@@ -35,17 +64,22 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     world = make_world(WORLDS[args.world], seed=args.world_seed)
+    fitted = args.simulator.endswith(".pt")
+    if fitted and args.ensemble:
+        raise ValueError("--ensemble refits a kind; a checkpoint is scored as it is: drop "
+                         "--ensemble or pass a kind name")
+    simulator = fitted_simulator(args.simulator, world) if fitted else args.simulator
     if args.logs is not None:
         from recgym.data import LogDataset
 
         logs = LogDataset.load(args.logs).logs
-        held = None
+        held = held_out_logs(world, args.logging, args.held_out) if fitted else None
     else:
         print(f"generating {args.sessions:,} {args.logging} sessions of {args.world}",
               flush=True)
         logs = make_logs(world, args.logging, args.sessions, seed=args.seed)
         held = held_out_logs(world, args.logging, args.held_out)
-    report = score(args.simulator, world=world, logs=logs, held_out=held,
+    report = score(simulator, world=world, logs=logs, held_out=held,
                    n_sessions=args.eval_sessions, seed=args.seed,
                    ppo_timesteps=args.ppo_timesteps, kind_options=dict(args.set),
                    ensemble=args.ensemble, progress=True)
@@ -54,7 +88,7 @@ def cmd_fidelity(args: argparse.Namespace) -> None:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"fidelity_{args.world}_{args.logging if args.logs is None else 'logs'}_" \
-           f"{args.simulator}"
+           f"{Path(args.simulator).stem if fitted else args.simulator}"
     with atomic_write(out / f"{stem}.md") as temporary:
         temporary.write_text(text)
     with atomic_write(out / f"{stem}.csv") as temporary:
@@ -80,11 +114,14 @@ def add_fidelity_commands(subparsers: Any) -> None:
     command.add_argument("--sessions", type=positive_int, default=10_000,
                          help="logged sessions to fit on")
     command.add_argument("--logs", default=None,
-                         help="fit on this log file of the world instead (Parquet / CSV)")
+                         help="fit on this log file of the world instead (Parquet / CSV); "
+                              "with a checkpoint: the logs it was fitted on (their support)")
     command.add_argument("--held-out", type=positive_int, default=2000,
-                         help="fresh sessions for calibration and likelihood")
-    command.add_argument("--simulator", choices=KINDS, default="irecgan",
-                         help="simulator kind to fit")
+                         help="fresh sessions of --logging for calibration and likelihood")
+    command.add_argument("--simulator", type=simulator_argument, default="irecgan",
+                         metavar="{" + ",".join(KINDS) + "} or FILE.pt",
+                         help="simulator kind to fit, or a fitted checkpoint to score "
+                              f"(kinds {list(CHECKPOINT_KINDS)})")
     command.add_argument("--set", type=key_value, action="append", default=[],
                          metavar="KEY=VALUE",
                          help="option of the kind's fit, e.g. epochs=2 (repeatable)")

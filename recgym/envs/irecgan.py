@@ -36,9 +36,9 @@ class IRecGANEnv(FamilyEnv):
 
     A user whose clicks on a k-item slate follow eq. 1 of the paper (a softmax over the
     shown items and a session-end symbol) and whose clicks earn rewards by eq. 2. The
-    shipped default U is fitted on SyntheticMDP-v0 logs of the mix logging policy
-    (10,000 sessions), so it imitates the synthetic world; fit your own with
-    ``recgym fit irecgan-user``.
+    shipped default U is fitted on SyntheticMDP-v0 logs of the random logging policy
+    (10,000 sessions), so it imitates the synthetic world (its card in ``envs_data/``
+    gives its fidelity against that world); fit your own with ``recgym fit irecgan-user``.
 
     ## Action Space
 
