@@ -43,7 +43,7 @@ RUNS = [
     Run("RecSimu-v0", "PPO", 40_000),
     Run("RecSimu-v0", "DQN", 40_000),
     Run("RecSimuSlate-v0", "PPO", 40_000),
-    Run("IRecGAN-v0", "PPO", 20_000),
+    Run("IRecGAN-v0", "PPO", 100_000),
     Run("GANUserModel-v0", "PPO", 30_000),
 ]
 
