@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import sys
 from datetime import date
 from pathlib import Path
@@ -47,13 +48,13 @@ def machine_description(*libraries: str) -> str:
 
 
 def command_line() -> str:
-    """The command that ran this script, as a user would type it."""
+    """The command that ran this script, as a user would type it (arguments quoted)."""
     script = Path(sys.argv[0])
     try:
         script = script.resolve().relative_to(Path.cwd())
     except ValueError:
         pass
-    return " ".join(["python", str(script), *sys.argv[1:]])
+    return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
 def write_results(path: str | os.PathLike, text: str) -> Path:

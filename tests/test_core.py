@@ -10,7 +10,9 @@ from scipy import stats
 
 import recgym  # noqa: F401  (registers the envs)
 from recgym.core import RandomPolicy, TopKSlate, TopKSlateVector, UserRandom, scores_to_slate
+from recgym.core.env import RecEnv, RecVectorEnv
 from recgym.core.sb3 import make_sb3_vec_env
+from recgym.simulators.synthetic_mdp import SyntheticMDP, SyntheticWorld
 
 
 def test_streams_do_not_depend_on_the_batch():
@@ -235,3 +237,40 @@ def test_one_user_streams_equal_the_batched_streams():
             wide = None if active is None else torch.tensor([active, True])
             assert torch.equal(alone.uniform(n, mask), batched.uniform(n, wide)[:1])
         assert int(alone.counter[0]) == int(batched.counter[0]) == 9
+
+
+def test_single_env_follows_vector_users_with_a_continuation_table():
+    world = SyntheticWorld.random(5, 20, 3, continuation=(0.3, 0.9))
+    simulator = SyntheticMDP(slate_size=4, world=world)
+    keys, users, seed = ("clicks", "true_state"), 16, 7
+    slates = np.random.default_rng(0).integers(0, 20, (12, users, 4))
+    vector = RecVectorEnv(simulator, users, observation_keys=keys)
+    vector.reset(seed=seed)
+    steps = [vector.step(slate)[:3] for slate in slates]
+    left_after_click = 0
+    for i in range(users):
+        single = RecEnv(simulator, observation_keys=keys)
+        single.reset(seed=seed + i)
+        for slate, (obs, reward, terminated) in zip(slates, steps, strict=False):
+            one_obs, one_reward, one_terminated, _, _ = single.step(slate[i])
+            assert np.array_equal(one_obs["clicks"], obs["clicks"][i])
+            assert (one_obs["true_state"], one_reward, one_terminated) == \
+                (obs["true_state"][i], reward[i], terminated[i])
+            if one_terminated:
+                left_after_click += one_reward == 1.0
+                break
+    assert left_after_click > 0, "the test should cover a click that ends the session"
+
+
+def test_single_env_restores_torch_flags_and_its_batch_stays_usable():
+    env = gym.make("SyntheticMDP-v0", render_mode="ansi")
+    env.reset(seed=0)
+    onednn = torch.backends.mkldnn.enabled
+    env.step(np.arange(10))
+    assert torch.backends.mkldnn.enabled == onednn and not torch.is_inference_mode_enabled()
+    assert "slate [0 1 2 3 4 5 6 7 8 9]" in env.render()
+    batch = env.unwrapped.batch  # its tensors are inference tensors: updated out of place
+    batch.step(torch.arange(10)[None])
+    batch.reset()
+    env.reset(seed=0)
+    env.step(np.arange(10))

@@ -142,7 +142,8 @@ class SimulationBatch:
         """Begin new sessions for the users in ``mask`` (all if None)."""
         if mask is None:
             self.state = self.simulator.reset(self.num_users, self.rng)
-            self.elapsed.zero_()
+            # out of place: a single env's tensors are inference tensors (one_user_compute)
+            self.elapsed = torch.zeros_like(self.elapsed)
             return
         fresh = self.simulator.reset(self.num_users, self.rng.masked(mask))
         self.state = merge_states(mask, fresh, self.state)

@@ -8,6 +8,7 @@ single env reset with ``seed=s + i`` (see :mod:`recgym.core.random`).
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -72,6 +73,27 @@ def _first_user(observation):
     return observation[0]
 
 
+def one_user_compute(method: Callable) -> Callable:
+    """Decorator: run a single env's method in the cheapest torch mode for one user.
+
+    ``inference_mode`` skips autograd's bookkeeping on every op (about a tenth of a
+    one-user step); oneDNN is off because its per-call setup makes a one-user RNN step
+    (IRecGAN-v0's LSTM) about twice as slow as torch's own kernel. Tensors the env keeps
+    become inference tensors: read them freely, modify them only through the env.
+    """
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any):
+        onednn = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False
+        try:
+            with torch.inference_mode():
+                return method(*args, **kwargs)
+        finally:
+            torch.backends.mkldnn.enabled = onednn
+
+    return wrapper
+
+
 RENDER_MODES = ["ansi"]
 _RENDER_MAX_IDS = 20  # an integer observation key with more ids than this is left out
 
@@ -81,7 +103,7 @@ def _ids(values: np.ndarray) -> str:
 
 
 def render_users(simulator: UserSimulator, batch: SimulationBatch,
-                 last: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> list[str]:
+                 last: tuple[Tensor, Tensor, Tensor] | None) -> list[str]:
     """One short text per user: last slate, click and reward, recent history, true state.
 
     The history lines are the simulator's integer observation keys of at most 20 ids (its
@@ -92,7 +114,9 @@ def render_users(simulator: UserSimulator, batch: SimulationBatch,
     Args:
         simulator: the user model.
         batch: the users' simulation (its state and elapsed steps).
-        last: ``(slates (N, k), clicked (N,), reward (N,))`` of the last step, None before.
+        last: ``(slates (N, k), clicked (N,), reward (N,))`` of the last step, None before
+            (tensors: the envs keep them as the step returned them and convert here, so
+            an unrendered step pays nothing).
     """
     observation = {key: value.cpu().numpy() for key, value in batch.observe().items()
                    if not value.dtype.is_floating_point and value[0].numel() <= _RENDER_MAX_IDS}
@@ -104,7 +128,7 @@ def render_users(simulator: UserSimulator, batch: SimulationBatch,
         if last is None:
             lines = [f"step {int(elapsed[user])}: no slate shown yet"]
         else:
-            slates, clicked, reward = last
+            slates, clicked, reward = (value.cpu().numpy() for value in last)
             click = int(clicked[user])
             lines = [f"step {int(elapsed[user])}: slate {_ids(slates[user])} -> "
                      f"{'no click' if click < 0 else f'click {click}'}, "
@@ -158,13 +182,15 @@ class RecEnv(gym.Env):
         self.observation_keys = tuple(observation_keys)
         self.single_item = validation.flag("single_item", single_item)
         self.render_mode = render_mode
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last: tuple[Tensor, Tensor, Tensor] | None = None
         self.observation_space = observation_space_for(simulator, self.observation_keys)
         self.action_space = slate_action_space(simulator, single_item)
+        self._num_candidates = num_candidates(simulator)
         self.batch = SimulationBatch(simulator, 1, device=validation.device(device))
         self._seeded = False
         self._needs_reset = True
 
+    @one_user_compute
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start a new session; ``seed`` restarts this user's random stream."""
         seed = user_seed(seed)
@@ -178,21 +204,26 @@ class RecEnv(gym.Env):
         self._last = None
         return _first_user(to_numpy_observation(self.batch.observe(), self.observation_keys)), {}
 
+    @one_user_compute
     def step(self, action):
-        """Show the user a slate of ``k`` item ids."""
+        """Show the user a slate of ``k`` item ids.
+
+        Written for the batch of one: one-element tensors convert with ``bool``/``int``/
+        ``float`` directly and info values are indexed in numpy, since each torch index
+        or call on a tiny tensor costs microseconds, as much as the arithmetic.
+        """
         if self._needs_reset:
             raise RuntimeError("the session is over (or never started): call env.reset() first")
-        slate = as_slate_tensor(action, self.simulator.slate_size,
-                                num_candidates(self.simulator), self.batch.device,
-                                single_item=self.single_item)
+        slate = as_slate_tensor(action, self.simulator.slate_size, self._num_candidates,
+                                self.batch.device, single_item=self.single_item)
         reward, clicked, terminated, _, info = self.batch.step(slate)
-        self._last = (slate.cpu().numpy(), clicked.cpu().numpy(), reward.cpu().numpy())
-        self._needs_reset = bool(terminated[0])
+        self._last = (slate, clicked, reward)
+        self._needs_reset = done = bool(terminated)
         observation = _first_user(to_numpy_observation(self.batch.observe(),
                                                         self.observation_keys))
-        step_info = {"clicked": int(clicked[0])}
-        step_info.update({key: value[0].cpu().numpy() for key, value in info.items()})
-        return observation, float(reward[0]), bool(terminated[0]), False, step_info
+        step_info = {"clicked": int(clicked)}
+        step_info.update({key: value.cpu().numpy()[0, ...] for key, value in info.items()})
+        return observation, float(reward), done, False, step_info
 
     def render(self) -> str | None:
         """With ``render_mode="ansi"``: the last slate, click, recent history and true state."""
@@ -237,7 +268,7 @@ class RecVectorEnv(VectorEnv):
                                                    minimum=1)
         num_envs = self.num_envs
         self.render_mode = render_mode
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last: tuple[Tensor, Tensor, Tensor] | None = None
         self.single_observation_space = observation_space_for(simulator, self.observation_keys)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = slate_action_space(simulator, single_item)
@@ -296,7 +327,7 @@ class RecVectorEnv(VectorEnv):
         restarting = self._autoreset if bool(self._autoreset.any()) else None
         reward, clicked, terminated, truncated, info = self.batch.step(slate, restarting)
         self._autoreset = terminated | truncated
-        self._last = (slate.cpu().numpy(), clicked.cpu().numpy(), reward.cpu().numpy())
+        self._last = (slate, clicked, reward)
         infos = {"clicked": clicked.cpu().numpy()}
         infos.update({key: value.cpu().numpy() for key, value in info.items()})
         return (self.observe(), reward.cpu().numpy(), terminated.cpu().numpy(),

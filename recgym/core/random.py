@@ -127,13 +127,16 @@ class UserRandom:
         """:meth:`uniform` for the batch of one a single env steps, in Python integers.
 
         The same numbers as the tensor path (a test checks it): for one user the dozen
-        tensor operations of the hash cost more than the arithmetic itself.
+        tensor operations of the hash cost more than the arithmetic itself. The counter
+        advances out of place: a single env's is an inference tensor (see
+        :func:`recgym.core.env.one_user_compute`), which only inference mode may change
+        in place.
         """
         key, increment, counter = int(self.key), int(self.increment), int(self.counter)
         values = [(_mix32_int((position * increment + key) & _MASK32) >> 8) * _TO_UNIT
                   for position in range(counter, counter + n)]
         if active is None or bool(active):
-            self.counter = torch.tensor([counter + n])
+            self.counter = self.counter + n
         return torch.tensor([values], dtype=torch.float32)
 
     def masked(self, active: Tensor) -> MaskedUserRandom:

@@ -140,30 +140,34 @@ class SyntheticMDP:
         """Sample click candidate, Bernoulli success and transition for every user.
 
         With a continuation table, a third uniform decides whether a click continues.
+        Written with few torch calls, columns kept ``(B, 1)`` between them: for the single
+        env's batch of one, each call costs more than its arithmetic.
         """
         current, history = state["state"], state["history"]
-        reward = self._rewards_flat.take(current[:, None] * self.num_items + slate)
+        reward = self._rewards_flat.take(
+            torch.add(slate, current.unsqueeze(1), alpha=self.num_items))
         # A repeated item is shown once: each of its c copies carries 1/c of its weight,
         # which leaves the distribution over distinct items exactly as without repeats.
         weight = reward / self._multiplicity(slate)
-        click_mass = (weight * reward).cumsum(1)
         uniforms = rng.uniform(2 if self._continuation_flat is None else 3)
         threshold = uniforms[:, :1] * weight.sum(1, keepdim=True)
-        position = torch.searchsorted(click_mass, threshold, right=True).squeeze(1)
-        success = position < self.slate_size
-        item = slate.gather(1, position.clamp(max=self.slate_size - 1)[:, None]).squeeze(1)
-        rows = self._cumulative_transition.index_select(0, item * self.num_states + current)
-        next_state = torch.searchsorted(rows, uniforms[:, 1:2].contiguous(),
-                                        right=True).squeeze(1)
-        next_history = torch.cat([history[:, 1:], item[:, None]], dim=1)
+        position = torch.searchsorted((weight * reward).cumsum(1), threshold, right=True)
+        clicks = position < self.slate_size
+        item_column = slate.gather(1, position.clamp_(max=self.slate_size - 1))
+        item, success = item_column.view(-1), clicks.view(-1)
+        rows = self._cumulative_transition.index_select(
+            0, torch.add(current, item, alpha=self.num_states))
+        next_state = torch.searchsorted(rows, uniforms[:, 1:2].contiguous(), right=True)
         terminated = ~success
         if self._continuation_flat is not None:
-            keep = self._continuation_flat.take(current * self.num_items + item)
+            keep = self._continuation_flat.take(torch.add(item, current, alpha=self.num_items))
             terminated = terminated | (uniforms[:, 2] >= keep)
         return Step(
             state={
-                "state": torch.where(success, next_state.clamp(max=self.num_states - 1), current),
-                "history": torch.where(success[:, None], next_history, history),
+                "state": torch.where(success, next_state.view(-1).clamp_(max=self.num_states - 1),
+                                     current),
+                "history": torch.where(clicks, torch.cat([history[:, 1:], item_column], dim=1),
+                                       history),
             },
             reward=success.to(torch.float32),
             clicked=torch.where(success, item, -1),
@@ -172,8 +176,8 @@ class SyntheticMDP:
 
     def _multiplicity(self, slate: Tensor) -> Tensor:
         """How many times each slate entry's item occurs in its slate, float ``(B, k)``."""
-        ones = torch.ones(slate.shape, dtype=torch.float32, device=slate.device)
         counts = torch.zeros(slate.shape[0], self.num_items, device=slate.device)
+        ones = torch.ones_like(slate, dtype=torch.float32)
         return counts.scatter_add_(1, slate, ones).gather(1, slate)
 
     def observe(self, state: State) -> dict[str, Tensor]:
