@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from recgym.cli.arguments import key_value
 from recgym.data import atomic_write
 from recgym.fidelity import (
     KINDS,
@@ -192,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ensemble", type=int, default=5,
                         help="bootstrap refits per kind for intervals and disagreement "
                              "flags (0: none)")
+    parser.add_argument("--set", type=key_value, action="append", default=[],
+                        metavar="KEY=VALUE", dest="kind_options",
+                        help="option of every listed kind's fit, over the defaults, e.g. "
+                             "logging_model=true with --kinds choice-continuation (repeatable)")
     parser.add_argument("--out", default="benchmarks/results", help="results folder")
     parser.add_argument("--append", action="store_true",
                         help="keep the runs already in fidelity_<world>.runs.jsonl (e.g. "
@@ -233,7 +238,9 @@ def main(argv: list[str] | None = None) -> None:
                 report = score(kind, world=world, logs=logs, held_out=held,
                                n_sessions=args.eval_sessions, seed=seed,
                                ppo_timesteps=args.ppo_timesteps, world_ppo=world_ppo,
-                               kind_options=KIND_OPTIONS.get(kind, {}), ensemble=args.ensemble,
+                               kind_options={**KIND_OPTIONS.get(kind, {}),
+                                             **dict(args.kind_options)},
+                               ensemble=args.ensemble,
                                progress=True)
                 seconds = time.perf_counter() - started
                 report.kind = f"{kind} on {logging} logs, seed {seed}"
@@ -241,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
                     report.plot(out / f"fidelity_{args.world}_{logging}_{kind}.png")
                 run = {"world": args.world, "logging": logging, "kind": kind, "seed": seed,
                        "sessions": args.sessions, "ensemble": args.ensemble,
+                       "kind_options": dict(args.kind_options),
                        "seconds": seconds,
                        "timings": report.timings, "summary": report.summary.to_dict("records"),
                        "table": report.table.to_dict("records")}

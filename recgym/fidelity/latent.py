@@ -27,7 +27,21 @@ optimisation), so fits with different seeds agree where the logs speak and keep 
 different prior draws where they do not: an anchored ensemble (Pearce et al., 2018,
 "Uncertainty in neural networks: approximately Bayesian ensembling"), used by
 :func:`recgym.fidelity.score` with ``ensemble > 0`` to flag policies the logs do not
-inform.
+inform. Independent anchors average out over the many pairs a policy's value sums, so
+members agree on any policy that leans on many unshown item-state pairs; option
+``acceptance_offset_scale`` adds one offset per fit to every acceptance anchor, so each
+member assumes its own level for those pairs (a randomized prior with a shared part).
+
+Option ``logging_model``: when the logging policy chose its slates by the user's hidden
+state (the synthetic worlds' ``max`` and ``mix`` loggers), the likelihood of the outcomes
+given the slates prefers a wrong model: every logged item was good for the state it was
+shown in, so "every shown item is good, whatever the state" explains the logged clicks
+better than the true model does with a state it must guess from the clicks. With the
+option, the fit also models which items the logs show in each latent state
+(``P(slate | z) = prod_{j in slate} softmax(logging[z])_j``), so a logged slate is evidence
+of the state in the fit, and the states the clicks alone cannot separate are identified.
+The logging model is a fitting aid only: in simulation the policy's slate is an
+intervention, not evidence, and the fitted users do not keep it.
 
 In simulation each user's latent state is drawn (start distribution, then transitions);
 the agent sees the click history only, like every non-privileged kind.
@@ -188,11 +202,13 @@ def _forward(p: dict[str, Tensor], data: _Sessions, num_items: int,
              predictive: np.ndarray | None = None) -> Tensor:
     """Log-likelihood of the sessions (outcomes and session ends), by the forward algorithm.
 
-    With ``predictive``, also writes each page's outcome probabilities given the session
-    so far into it (rows of the sorted log).
+    With ``p["logging"]`` (the ``logging_model`` option), the logged slates are also
+    emissions of the latent state. With ``predictive``, also writes each page's outcome
+    probabilities given the session so far into it (rows of the sorted log).
     """
     belief = torch.softmax(p["start"], 0).expand(int(data.count[0]), -1)
     transition = torch.log_softmax(p["transition"], -1)
+    logging = torch.log_softmax(p["logging"], -1) if "logging" in p else None
     total = torch.zeros((), dtype=torch.float64)
     for rows in data.rows:
         rows_t = torch.as_tensor(rows)
@@ -207,6 +223,8 @@ def _forward(p: dict[str, Tensor], data: _Sessions, num_items: int,
         emission = (choice.gather(2, outcome[:, None, None].expand(-1, choice.shape[1], 1))[..., 0]
                     + torch.where(went_on, functional.logsigmoid(logit),
                                   functional.logsigmoid(-logit)))
+        if logging is not None:
+            emission = emission + _slate_log_probability(logging, data.slates[rows_t])
         joint = torch.log(belief.clamp(min=1e-300)) + emission
         normaliser = torch.logsumexp(joint, 1, keepdim=True)
         total = total + normaliser.sum()
@@ -216,9 +234,22 @@ def _forward(p: dict[str, Tensor], data: _Sessions, num_items: int,
     return total
 
 
+def _slate_log_probability(logging: Tensor, slate: Tensor) -> Tensor:
+    """``log P(slate | z)`` of the logging model, float64 ``(B, K)``.
+
+    The slate's distinct items are independent draws from ``softmax(logging[z])`` (the
+    order and the without-replacement normaliser are ignored: an aid to infer ``z``).
+    """
+    repeated = repeated_positions(slate)
+    items = logging[:, slate].permute(1, 0, 2)  # (B, K, k)
+    return items.masked_fill(repeated[:, None, :], 0.0).sum(-1)
+
+
 def fit_choice_continuation(logs: pd.DataFrame, info: WorldInfo, *, num_latent: int = 10,
                             prior_scale: float = 2.0, max_iter: int = 300,
-                            item_continuation: bool = True) -> ChoiceContinuationUsers:
+                            item_continuation: bool = True,
+                            logging_model: bool = False,
+                            acceptance_offset_scale: float = 0.0) -> ChoiceContinuationUsers:
     """:class:`ChoiceContinuationUsers` by maximum a-posteriori on ``logs``.
 
     Args:
@@ -230,6 +261,13 @@ def fit_choice_continuation(logs: pd.DataFrame, info: WorldInfo, *, num_latent: 
             the anchor's own draw around 0.
         max_iter: L-BFGS iterations.
         item_continuation: fit the per-item continuation term ``e[a]``.
+        logging_model: also fit which items the logs show in each latent state, so that
+            the slates of a logger that reads the hidden state identify the latent state
+            (see the module docstring); the fitted users do not keep it.
+        acceptance_offset_scale: standard deviation of one offset shared by every
+            acceptance anchor of the fit: each ensemble member assumes its own level for
+            the item-state pairs the logs never show (a randomized prior with a shared
+            part), so members disagree on policies that lean on such pairs.
     """
     n, k = info.num_items, info.slate_size
     data = _Sessions(logs, n)
@@ -238,9 +276,14 @@ def fit_choice_continuation(logs: pd.DataFrame, info: WorldInfo, *, num_latent: 
               "acceptance": (num_latent, n), "transition": (n + 1, num_latent, num_latent),
               "continue_type": (2,), "continue_state": (num_latent, 2),
               "continue_item": (n,)}
+    if logging_model:
+        shapes["logging"] = (num_latent, n)
     anchor = {name: prior_scale * torch.randn(shape, generator=generator, dtype=torch.float64)
               for name, shape in shapes.items()}
     anchor["continue_type"] = torch.zeros(2, dtype=torch.float64)
+    if acceptance_offset_scale > 0:
+        anchor["acceptance"] += acceptance_offset_scale * torch.randn(
+            (), generator=generator, dtype=torch.float64)
     fitted = [name for name in shapes
               if (name != "acceptance" or data.any_no_click)
               and (name != "continue_item" or item_continuation)]
@@ -263,4 +306,5 @@ def fit_choice_continuation(logs: pd.DataFrame, info: WorldInfo, *, num_latent: 
 
     optimizer.step(closure)
     return ChoiceContinuationUsers({name: value.detach() for name, value in
-                                    parameters().items()}, k, info.history_length)
+                                    parameters().items() if name != "logging"},
+                                   k, info.history_length)
