@@ -249,8 +249,12 @@ def test_skrl_ppo_updates_on_plain_gym_make(env_id, tmp_path):
                     cfg={"rollouts": 16, "learning_epochs": 2, "mini_batches": 2,
                          "experiment": {"write_interval": 0, "checkpoint_interval": 0,
                                         "directory": str(tmp_path)}})
+    # closed here: skrl's default closes at interpreter exit, after pytest closed the
+    # streams its logger writes to
     SequentialTrainer(env=env, agents=agent, cfg={"timesteps": 48, "headless": True,
-                                                  "disable_progressbar": True}).train()
+                                                  "disable_progressbar": True,
+                                                  "close_environment_at_exit": False}).train()
+    env.close()
     after = list(models["policy"].parameters())
     assert any((a != b).any() for a, b in zip(before, after, strict=True))
 
