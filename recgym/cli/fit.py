@@ -64,9 +64,9 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
     """Train IRecGAN from logs: U by MLE, A offline, then U, A and D adversarially.
 
     Every stage writes its files into ``--out-dir`` (atomically) as it finishes. The
-    adversarial stage also writes, after every epoch, one progress file with U, A, D, their
-    optimizers and A's sampler state, so a killed run resumes from a consistent epoch;
-    ``--resume`` skips what is already there.
+    adversarial stage writes, after every epoch, one progress file with U, A, D, their
+    optimizers and A's sampler state, so a killed run resumes from a consistent epoch, and
+    U, A and D once at its end; ``--resume`` skips what is already there.
     """
     from agents.irecgan import AgentTraining, IRecGANAgent, IRecGANTraining
     from recgym.core.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
@@ -122,6 +122,7 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
         discriminator = SequenceDiscriminator.from_checkpoint(saved_discriminator)
     optimizer_states = progress["optimizers"] if progress else None
     done = sum(1 for record in agent.history if "q_d" in record)
+    checkpoints = None
     for epoch in range(done, args.epochs):
         print(f"stage 3/3: adversarial epoch {epoch + 1}/{args.epochs} (eq. 5-10)")
         agent.fit(sessions, user, discriminator,
@@ -133,8 +134,8 @@ def cmd_fit_irecgan(args: argparse.Namespace) -> None:
         save_checkpoint(progress_path, checkpoint_payload(
             "irecgan-progress", {"epoch": epoch + 1}, {}, optimizers=optimizer_states,
             agent_sampler=agent.generator.get_state(), **checkpoints))
-        for name, checkpoint in checkpoints.items():
-            save(name, checkpoint)
+    for name, checkpoint in (checkpoints or {}).items():  # the progress file has each epoch's
+        save(name, checkpoint)
     print(f"IRecGAN trained: {', '.join(str(p) for p in paths.values())}")
 
 

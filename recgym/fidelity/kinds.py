@@ -33,6 +33,13 @@ from torch import Tensor
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step, UserSimulator
 from recgym.evaluation.ope_models import CountClickSimulator, ItemClickModel, first_occurrence
+from recgym.fidelity.history import (
+    ClickHistoryUsers,
+    last_clicks,
+    logged_slates,
+    outcomes,
+    sorted_logs,
+)
 from recgym.fidelity.worlds import WorldInfo
 from recgym.simulators.irecgan import IRecGANUsers
 from recgym.simulators.synthetic_mdp import SyntheticMDP
@@ -49,46 +56,15 @@ REQUIRED_COLUMNS = {
 PRIVILEGED_KINDS = ("count-privileged",)
 
 
-def _sorted(logs: pd.DataFrame) -> pd.DataFrame:
-    return logs.sort_values(["session_id", "step"], kind="stable").reset_index(drop=True)
-
-
-def _slates(logs: pd.DataFrame) -> np.ndarray:
-    return np.stack(logs["slate"].to_numpy()).astype(np.int64)
-
-
-def outcomes(logs: pd.DataFrame) -> np.ndarray:
-    """Each page view's outcome: the clicked slate position, ``k`` for no click, int ``(N,)``."""
-    slates, click = _slates(logs), logs["click"].to_numpy(np.int64)
-    hit = (slates == click[:, None]) & first_occurrence(slates)
-    return np.where(click >= 0, hit.argmax(1), slates.shape[1])
-
-
-def last_clicks(logs: pd.DataFrame, no_click: int) -> np.ndarray:
-    """The item clicked last before each page view of its session (``no_click``: none yet).
-
-    ``logs`` must be sorted by ``session_id``, ``step``.
-    """
-    click = logs["click"].astype("Int64").where(logs["click"] >= 0)
-    previous = click.groupby(logs["session_id"].to_numpy()).shift(1)
-    filled = previous.groupby(logs["session_id"].to_numpy()).ffill()
-    return filled.fillna(no_click).to_numpy(np.int64)
-
-
 def true_page_view_probabilities(world: SyntheticMDP, logs: pd.DataFrame) -> np.ndarray:
     """The world's exact outcome probabilities of logged page views (reads ``true_state``)."""
     state = {"state": torch.from_numpy(logs["true_state"].to_numpy(np.int64).copy())}
-    clicks = world.click_probabilities(state, torch.as_tensor(_slates(logs))).double().numpy()
+    clicks = world.click_probabilities(state, torch.as_tensor(logged_slates(logs))).double().numpy()
     return np.concatenate([clicks, 1.0 - clicks.sum(1, keepdims=True)], axis=1)
 
 
-class _HistoryUsers:
+class _HistoryUsers(ClickHistoryUsers):
     """Users whose state is their click history; subclasses give outcome probabilities."""
-
-    def __init__(self, num_items: int, slate_size: int, history_length: int) -> None:
-        self.num_items = num_items
-        self.slate_size = slate_size
-        self.history_length = history_length
 
     def outcome_probabilities(self, last_click: Tensor, slate: Tensor) -> Tensor:
         """float64 ``(B, k + 1)``: click on each position, then no click."""
@@ -100,8 +76,7 @@ class _HistoryUsers:
 
     def reset(self, batch_size: int, rng: Randomness) -> State:
         """Sessions start with an empty history."""
-        return {"history": torch.full((batch_size, self.history_length), self.num_items,
-                                      dtype=torch.int64)}
+        return {"history": self.empty_history(batch_size)}
 
     def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
         """Draw the outcome, then whether the session goes on."""
@@ -117,20 +92,11 @@ class _HistoryUsers:
                     reward=clicked_any.to(torch.float32),
                     clicked=torch.where(clicked_any, item, -1), terminated=~keep_going)
 
-    def observe(self, state: State) -> dict[str, Tensor]:
-        """The recent clicks (``num_items``: none yet)."""
-        return {"clicks": state["history"]}
-
-    def observation_spaces(self) -> dict[str, gym.Space]:
-        """Single-user space of ``clicks``."""
-        return {"clicks": gym.spaces.MultiDiscrete(
-            np.full(self.history_length, self.num_items + 1, dtype=np.int64))}
-
     def page_view_probabilities(self, logs: pd.DataFrame) -> np.ndarray:
         """Outcome probabilities of each logged page view (``logs`` sorted), ``(N, k + 1)``."""
         last = torch.as_tensor(last_clicks(logs, self.num_items))
         with torch.no_grad():
-            return self.outcome_probabilities(last, torch.as_tensor(_slates(logs))).numpy()
+            return self.outcome_probabilities(last, torch.as_tensor(logged_slates(logs))).numpy()
 
 
 class ItemRateUsers(_HistoryUsers):
@@ -159,8 +125,8 @@ class ItemRateUsers(_HistoryUsers):
     def fit(cls, logs: pd.DataFrame, info: WorldInfo, *, prior_strength: float = 1.0
             ) -> ItemRateUsers:
         """Count rates, solve for ``w_0`` (bisection on its log), count continuations."""
-        logs = _sorted(logs)
-        slates = _slates(logs)
+        logs = sorted_logs(logs)
+        slates = logged_slates(logs)
         first = first_occurrence(slates)
         outcome = outcomes(logs)
         position_reward = (np.arange(slates.shape[1])[None, :] == outcome[:, None]) * 1.0
@@ -219,9 +185,9 @@ class LogisticUsers(_HistoryUsers):
     def fit(cls, logs: pd.DataFrame, info: WorldInfo, *, l2: float = 1e-3,
             max_iter: int = 200) -> LogisticUsers:
         """L-BFGS on the mean negative log-likelihood of the page views' outcomes."""
-        logs = _sorted(logs)
+        logs = sorted_logs(logs)
         n = info.num_items
-        slates = torch.as_tensor(_slates(logs))
+        slates = torch.as_tensor(logged_slates(logs))
         outcome = torch.as_tensor(outcomes(logs))
         last = torch.as_tensor(last_clicks(logs, n))
         repeated = repeated_positions(slates)
@@ -271,7 +237,7 @@ class CountUsers(CountClickSimulator):
                     else logs[self.context_column].to_numpy(np.int64))
         contexts = np.clip(contexts, 0, self.num_states - 1)
         clicks = self.click_probabilities(torch.as_tensor(contexts),
-                                          torch.as_tensor(_slates(logs))).numpy()
+                                          torch.as_tensor(logged_slates(logs))).numpy()
         return np.concatenate([clicks, 1.0 - clicks.sum(1, keepdims=True)], axis=1)
 
     def observe(self, state: State) -> dict[str, Tensor]:

@@ -49,7 +49,6 @@ the agent sees the click history only, like every non-privileged kind.
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pandas as pd
 import torch
@@ -58,11 +57,8 @@ from torch.nn import functional
 
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
+from recgym.fidelity.history import ClickHistoryUsers, logged_slates, outcomes, sorted_logs
 from recgym.fidelity.worlds import WorldInfo
-
-
-def _sorted(logs: pd.DataFrame) -> pd.DataFrame:
-    return logs.sort_values(["session_id", "step"], kind="stable").reset_index(drop=True)
 
 
 class _Sessions:
@@ -73,13 +69,11 @@ class _Sessions:
     """
 
     def __init__(self, logs: pd.DataFrame, num_items: int) -> None:
-        logs = _sorted(logs)
-        slates = np.stack(logs["slate"].to_numpy()).astype(np.int64)
+        logs = sorted_logs(logs)
+        slates = logged_slates(logs)
         k = slates.shape[1]
         click = logs["click"].to_numpy(np.int64)
-        first = ~repeated_positions(torch.as_tensor(slates)).numpy()
-        hit = (slates == click[:, None]) & first
-        outcome = np.where(click >= 0, hit.argmax(1), k)
+        outcome = outcomes(logs)
         session = logs["session_id"].to_numpy()
         codes, _ = pd.factorize(session)
         starts = np.r_[0, np.flatnonzero(np.diff(codes)) + 1]
@@ -99,7 +93,7 @@ class _Sessions:
         self.order_rows = np.concatenate(self.rows)  # page rows in forward-pass order
 
 
-class ChoiceContinuationUsers:
+class ChoiceContinuationUsers(ClickHistoryUsers):
     """Users of a fitted latent-state choice + continuation model (see the module docstring).
 
     Attributes:
@@ -115,10 +109,8 @@ class ChoiceContinuationUsers:
     def __init__(self, parameters: dict[str, Tensor], slate_size: int,
                  history_length: int) -> None:
         self.parameters = {name: value.detach().double() for name, value in parameters.items()}
-        self.num_items = self.parameters["attraction"].shape[1]
-        self.num_latent = self.parameters["attraction"].shape[0]
-        self.slate_size = slate_size
-        self.history_length = history_length
+        self.num_latent, num_items = self.parameters["attraction"].shape
+        super().__init__(num_items, slate_size, history_length)
         p = self.parameters
         self._start = torch.softmax(p["start"], 0)
         self._transition = torch.softmax(p["transition"], -1).cumsum(-1)
@@ -152,9 +144,7 @@ class ChoiceContinuationUsers:
         """Latent start states drawn, empty click history."""
         u = rng.uniform(1)[:, 0].double()
         z = (self._start.cumsum(0)[None, :] <= u[:, None]).sum(1).clamp(max=self.num_latent - 1)
-        return {"latent": z,
-                "history": torch.full((batch_size, self.history_length), self.num_items,
-                                      dtype=torch.int64)}
+        return {"latent": z, "history": self.empty_history(batch_size)}
 
     def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
         """Draw the outcome in the latent state, whether the session goes on, the next state."""
@@ -176,15 +166,6 @@ class ChoiceContinuationUsers:
                            "history": torch.where(clicked[:, None], moved, history)},
                     reward=clicked.to(torch.float32),
                     clicked=torch.where(clicked, item, -1), terminated=~keep_going)
-
-    def observe(self, state: State) -> dict[str, Tensor]:
-        """The recent clicks (``num_items``: none yet); the latent state stays hidden."""
-        return {"clicks": state["history"]}
-
-    def observation_spaces(self) -> dict[str, gym.Space]:
-        """Single-user space of ``clicks``."""
-        return {"clicks": gym.spaces.MultiDiscrete(
-            np.full(self.history_length, self.num_items + 1, dtype=np.int64))}
 
     @torch.no_grad()
     def page_view_probabilities(self, logs: pd.DataFrame) -> np.ndarray:

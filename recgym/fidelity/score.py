@@ -48,6 +48,7 @@ DISAGREEMENT = 0.25
 ENSEMBLE_SEED_OFFSET = 1000  # fit seed of member i: seed + 1000 (i + 1)
 REPLICA_OFFSET = 10_000_000  # user streams of the world replica, far from the roll-outs
 ERROR_TOLERANCE = 0.15
+Z95 = 1.959963984540054  # two-sided 95% normal quantile of the roll-out intervals
 
 
 @dataclass
@@ -356,16 +357,15 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
                                       extra_observation_keys=keys),
                          world.num_items, contexts), log_counts, rare_share) for spec in policies}
     values = _value_rows(true, sim, names)
-    z = 1.959963984540054
     table = pd.DataFrame({
         "policy": names,
         "reads_true_state": [spec.reads_true_state for spec in policies],
         "true_value": values["true_mean"],
-        "true_low": values["true_mean"] - z * values["true_se"],
-        "true_high": values["true_mean"] + z * values["true_se"],
+        "true_low": values["true_mean"] - Z95 * values["true_se"],
+        "true_high": values["true_mean"] + Z95 * values["true_se"],
         "sim_value": values["sim_mean"],
-        "sim_low": values["sim_mean"] - z * values["sim_se"],
-        "sim_high": values["sim_mean"] + z * values["sim_se"],
+        "sim_low": values["sim_mean"] - Z95 * values["sim_se"],
+        "sim_high": values["sim_mean"] + Z95 * values["sim_se"],
     })
     table["relative_error"] = ((table.sim_value - table.true_value)
                                / table.true_value.abs().clip(lower=1e-12))
@@ -427,8 +427,8 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
                      "low": found.low, "high": found.high, "n_policies": 2})
         rows.append({"metric": "ppo_sim_true_value", "subset": "ppo",
                      "value": deployed.mean_return,
-                     "low": deployed.mean_return - z * deployed.return_std_err,
-                     "high": deployed.mean_return + z * deployed.return_std_err,
+                     "low": deployed.mean_return - Z95 * deployed.return_std_err,
+                     "high": deployed.mean_return + Z95 * deployed.return_std_err,
                      "n_policies": 1})
     else:
         notes.append("transfer skipped: ppo_timesteps = 0")
@@ -482,10 +482,9 @@ def ensemble_status(table: pd.DataFrame, member_means: np.ndarray, member_se: np
     (``disagrees``), without the instrument's support measure (which reads the state).
     """
     table = table.copy()
-    z = 1.959963984540054
     means = np.vstack([table.sim_value.to_numpy()[None, :], member_means])
-    lows = np.vstack([table.sim_low.to_numpy()[None, :], member_means - z * member_se])
-    highs = np.vstack([table.sim_high.to_numpy()[None, :], member_means + z * member_se])
+    lows = np.vstack([table.sim_low.to_numpy()[None, :], member_means - Z95 * member_se])
+    highs = np.vstack([table.sim_high.to_numpy()[None, :], member_means + Z95 * member_se])
     table["ens_low"] = lows.min(0)
     table["ens_high"] = highs.max(0)
     table["ens_spread"] = (means.max(0) - means.min(0)) / np.maximum(np.abs(means.mean(0)),

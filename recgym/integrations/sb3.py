@@ -355,7 +355,7 @@ def train_agent(env_id: str, algorithm: str | type, steps: int, *, n_envs: int |
         algorithm: ``"ppo"``, ``"a2c"`` or ``"dqn"`` (or the SB3 class).
         steps: env steps of training (summed over the copies).
         n_envs: env copies (default :data:`N_ENVS` of the algorithm).
-        seed: seed of the model, its env copies and torch.
+        seed: seed of the model and its env copies (SB3 seeds torch with it).
         env_kwargs: env constructor arguments.
         progress: show a progress bar.
         **settings: replace any of :func:`algorithm_kwargs` or another constructor argument.
@@ -370,7 +370,6 @@ def train_agent(env_id: str, algorithm: str | type, steps: int, *, n_envs: int |
     env = gym.make(env_id, **env_kwargs)
     check_algorithm(name, env_id, env.action_space)
     check_settings(name, settings)
-    torch.manual_seed(seed)
     # SB3 asks for render_mode="rgb_array", which recgym envs do not have (they render text)
     venv = make_vec_env(env_id, n_envs=n_envs or N_ENVS[name], seed=seed,
                         env_kwargs={"render_mode": None, **env_kwargs})
