@@ -1,0 +1,107 @@
+"""The speed benchmarks of issue 19 run at their smallest size and write the tables they promise.
+
+``benchmarks/training_throughput.py`` (SB3 PPO on the batched path against ``make_vec_env``)
+and ``benchmarks/fit_speed.py`` (a Mult-VAE epoch against plain torch; where the simulator
+fits spend their epochs) each run once with ``--quick`` into a temporary results file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+
+
+def _benchmark(name: str):
+    sys.path.insert(0, str(BENCHMARKS))  # the scripts import reporting as a sibling
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(script: str, *arguments: str) -> None:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], cwd=REPO,
+                   env=environment, check=True, capture_output=True, text=True, timeout=600)
+
+
+def _table(text: str, header_start: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table whose header begins with ``header_start``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    header = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")),
+                             strict=True)))
+    return rows
+
+
+def _number(cell: str) -> float:
+    return float(re.sub(r"[,%x]", "", cell))
+
+
+def test_training_throughput_quick_writes_both_paths(tmp_path):
+    out = tmp_path / "training_throughput.md"
+    _run("training_throughput.py", "--env", "SyntheticMDP-v0", "--quick", "--out", str(out))
+    text = out.read_text()
+    assert "Command: `python benchmarks/training_throughput.py --env SyntheticMDP-v0" in text
+    rows = _table(text, "| env | path | samples/s")
+    assert [(row["env"], row["path"]) for row in rows] == [
+        ("SyntheticMDP-v0", "batched"), ("SyntheticMDP-v0", "make_vec_env")]
+    for row in rows:
+        assert _number(row["samples/s"]) > 0
+        shares = [_number(row[key]) for key in ("env share", "policy share", "update share")]
+        assert all(0 < share < 100 for share in shares) and sum(shares) <= 100.5
+    assert _number(rows[0]["batched / make_vec_env"]) > 0
+    assert re.search(r"\* SyntheticMDP-v0: [\d.]+%, (met|not met)\.", text)
+
+
+def test_fit_speed_quick_writes_the_vae_ratio_and_every_fit(tmp_path, shared_data):
+    out = tmp_path / "fit_speed.md"
+    _run("fit_speed.py", "--root", str(shared_data), "--quick", "--out", str(out))
+    text = out.read_text()
+    vae = _table(text, "| epoch | seconds | / plain")
+    assert [row["epoch"] for row in vae] == ["recgym `MultVAE._mle_epoch`", "plain torch"]
+    assert all(_number(row["seconds"]) > 0 and _number(row["forward"]) > 0 for row in vae)
+    assert _number(vae[0]["/ plain"]) > 0
+    assert re.search(r"at most 1\.25x the plain one: [\d.]+x, (met|not met)\.", text)
+    fits = _table(text, "| fit | data |")
+    assert [row["fit"] for row in fits] == ["recsimu", "irecgan-user", "gan-user"]
+    for row in fits:
+        assert _number(row["s / epoch"]) > 0
+        parts = [_number(row[key]) for key in ("forward", "backward", "optimizer",
+                                               "checkpoint", "other")]
+        assert _number(row["forward"]) > 0 and _number(row["backward"]) > 0
+        assert abs(sum(parts) - 100) <= 3  # the shares split the epochs' time (rounded)
+        assert _number(row["outside"]) == pytest.approx(parts[3] + parts[4], abs=1.01)
+
+
+def test_plain_mult_vae_has_recgyms_architecture():
+    fit_speed = _benchmark("fit_speed")
+    from agents.cf.train import build_model
+
+    shapes = sorted(tuple(p.shape) for p in build_model("mult-vae", 37).parameters())
+    assert sorted(tuple(p.shape) for p in fit_speed.PlainMultVAE(37).parameters()) == shapes
+
+
+def test_timer_counts_a_nested_timed_call_once():
+    timer = _benchmark("fit_speed").Timer()
+    inner = timer.wrap("inner", lambda: sum(range(10_000)))
+    outer = timer.wrap("outer", lambda: inner() + inner())
+    outer()
+    inner()
+    assert set(timer.seconds) == {"outer", "inner"}
+    assert timer.seconds["outer"] > 0 and timer.seconds["inner"] > 0
+    assert not timer.active
