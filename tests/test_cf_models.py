@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
 from agents.cf import CFSFL, EASE, MultDAE, MultVAE, Popularity, RaCT
+from agents.cf.train import build_model
 
 TINY = dict(hidden_dims=(32,), latent_dim=8, batch_size=20)
 
@@ -166,3 +170,112 @@ def test_same_seed_same_model_for_three_stage_methods(data, cls):
                                   b.evaluate(heldout, per_user=True)["ndcg@100"])
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
+
+
+# ---------------------------------------------------------------- RaCT against the authors' code
+
+
+def _fixed_ranking_ract(**kw) -> RaCT:
+    """RaCT on 8 items whose actor scores item i with 8 - i, whatever its input and z."""
+    model = RaCT(8, hidden_dims=(4,), latent_dim=2, batch_size=4, **kw)
+    last = model.net.decoder[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.arange(8, 0, -1, dtype=torch.float32))
+    return model
+
+
+def test_ract_critic_target_is_ndcg100_of_the_actor_ranking_without_the_history():
+    model = _fixed_ranking_ract()
+    x = torch.zeros(2, 8)
+    x[0, [0, 2, 3, 6]] = 1
+    x[1, [1, 4]] = 1
+    b = torch.zeros(2, 8)
+    b[0, [0, 3]] = 1  # user 0: x_h = {0, 3} seen by the actor, x_p = {2, 6} to find
+    b[1, [1, 4]] = 1  # user 1: nothing held out, |H0| = 0
+    h, y, ok = model.features(x, grad=False, mask=b)
+    # ranking 0..7 with x_h removed: 1, 2, 4, 5, 6, 7 -> hits at ranks 2 and 5
+    dcg = 1 / math.log2(3) + 1 / math.log2(6)
+    idcg = 1 / math.log2(2) + 1 / math.log2(3)  # min(|H0|, 100) = 2 relevant items
+    assert y[0].item() == pytest.approx(dcg / idcg, abs=1e-6)
+    assert ok.tolist() == [True, False]  # NDCG undefined without held-out items
+    log_pi = torch.log_softmax(torch.arange(8, 0, -1, dtype=torch.float32), 0)
+    # h = [NLL of the whole history, |H0|, |H1|] (eq. 5)
+    assert h[0].tolist() == pytest.approx([-log_pi[[0, 2, 3, 6]].sum().item(), 2.0, 2.0])
+    assert h[1, 1:].tolist() == [0.0, 2.0]
+
+
+def test_ract_actor_step_moves_the_actor_only_through_the_critic(data):
+    x, _ = data
+    xb = torch.as_tensor(x[:20].toarray())
+    model = RaCT(x.shape[1], ac_lr=1e-3, seed=1, **TINY)
+    model.critic_step(xb)  # some running statistics in the critic's BatchNorm
+    w0 = model.critic.layers[0].weight[:, 0].detach().clone()
+    with torch.no_grad():  # a critic blind to the NLL, the only feature the actor changes
+        model.critic.layers[0].weight[:, 0] = 0
+    actor = [p.detach().clone() for p in model.net.parameters()]
+    critic = copy.deepcopy(model.critic.state_dict())
+    model.actor_step(xb)
+    for p0, p in zip(actor, model.net.parameters(), strict=True):
+        assert torch.equal(p0, p)  # no likelihood, KL or other term moved it
+    for name, v in model.critic.state_dict().items():
+        assert torch.equal(critic[name], v), name  # the critic is fixed during actor steps
+    with torch.no_grad():
+        model.critic.layers[0].weight[:, 0] = w0
+    model.actor_step(xb)
+    assert any(not torch.equal(p0, p) for p0, p in zip(actor, model.net.parameters(),
+                                                       strict=True))
+
+
+def test_ract_actor_critic_stage_uses_a_fresh_adam_at_ac_lr(data):
+    x, _ = data
+    xb = torch.as_tensor(x[:20].toarray())
+    defaults = RaCT(10).config
+    assert (defaults.critic_lr, defaults.ac_lr) == (1e-4, 2e-6)  # the authors' MultiVAE
+    for shared in (False, True):
+        model = RaCT(x.shape[1], actor_epochs=3, critic_epochs=1, ac_epochs=0, ac_lr=1e-5,
+                     ac_shared_optimizer=shared, **TINY).fit(x, progress=False)
+        model.train()
+        stage1 = copy.deepcopy(model.optimizers["actor"].state_dict())
+        before = [p.detach().clone() for p in model.net.parameters()]
+        model.actor_step(xb)
+        moved = max((p - p0).abs().max().item()
+                    for p0, p in zip(before, model.net.parameters(), strict=True))
+        steps = [s["step"].item() for s in model.optimizers["actor"].state_dict()["state"]
+                 .values()]
+        old = [s["step"].item() for s in stage1["state"].values()]
+        if shared:  # recgym's former behaviour: the stage-1 Adam continues
+            assert steps == [n + 1 for n in old]
+        else:
+            assert steps == old  # stage 1's Adam is not used in stage 3
+            assert 0.5e-5 < moved < 1.01e-5  # a fresh Adam's first step: ac_lr (+ float32)
+
+
+def test_ract_frozen_critic_norm_keeps_the_pretrained_actor_statistics(data):
+    x, _ = data
+    stats = {}
+    for norm in ("frozen", "batch"):
+        model = RaCT(x.shape[1], actor_epochs=3, critic_epochs=2, ac_epochs=1,
+                     critic_norm=norm, **TINY).fit(x, progress=False, max_epochs=3)
+        model.train()
+        model._critic_epoch(x, 0)
+        first = model.critic.norm.running_mean.clone(), model.critic.norm.running_var.clone()
+        model._critic_epoch(x, 1)
+        model._ac_epoch(x, 0)
+        last = model.critic.norm.running_mean, model.critic.norm.running_var
+        stats[norm] = first, last
+    (mean, var), (mean_end, var_end) = stats["frozen"]
+    assert mean[1] + mean[2] == pytest.approx(7.0)  # |H0| + |H1| = 7 items for every user
+    assert mean[0] > 0 and (var > 0).all()
+    assert torch.equal(mean, mean_end) and torch.equal(var, var_end)
+    (mean, _), (mean_end, _) = stats["batch"]
+    assert not torch.equal(mean, mean_end)
+    assert RaCT(10, critic_norm="none").critic.normalise is False
+    with pytest.raises(ValueError, match="critic_norm"):
+        RaCT(10, critic_norm="layer")
+
+
+def test_ract_reference_switches_are_training_options():
+    model = build_model("ract", 10, critic_lr=1e-3, ac_lr=1e-3, ac_shared_optimizer=True,
+                        critic_norm="frozen")
+    assert (model.config.ac_lr, model.config.ac_shared_optimizer) == (1e-3, True)

@@ -109,12 +109,17 @@ def multinomial_nll(logits: Tensor, x: Tensor) -> Tensor:
     return -(F.log_softmax(logits, dim=1) * x).sum(dim=1)
 
 
-def corrupt(x: Tensor, dropout: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Mask ``b ~ Ber(1 - dropout)`` (eq. 2) and the encoder input ``normalise(x) * b / keep``."""
+def corrupt(x: Tensor, dropout: float, generator: torch.Generator | None,
+            mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Mask ``b ~ Ber(1 - dropout)`` (eq. 2) and the encoder input ``normalise(x) * b / keep``.
+
+    ``mask`` gives ``b`` instead of drawing it (tests, hand-built batches).
+    """
     keep = 1.0 - dropout
     if dropout <= 0:
         return torch.ones_like(x), F.normalize(x, dim=1)
-    b = torch.bernoulli(torch.full(x.shape, keep), generator=generator)
+    b = mask if mask is not None else torch.bernoulli(torch.full(x.shape, keep),
+                                                      generator=generator)
     return b, F.normalize(x, dim=1) * b / keep
 
 
