@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=10_000, help="logged sessions")
     parser.add_argument("--kinds", nargs="+", choices=tuple(KINDS),
                         default=["irecgan", "count", "count-privileged", "item-rate",
-                                 "logistic", "choice-continuation"])
+                                 "logistic", "choice-continuation", "gan-user-pw",
+                                 "gan-user-lstm", "recsimu"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--eval-sessions", type=int, default=2000)
     parser.add_argument("--held-out", type=int, default=2000)

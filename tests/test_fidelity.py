@@ -30,7 +30,11 @@ from recgym.simulators.synthetic_mdp import SyntheticMDP, SyntheticWorld, loggin
 
 TINY_OPTIONS = {"irecgan": {"epochs": 1, "hidden_size": 16, "embedding_dim": 8,
                             "num_layers": 1},
-                "choice-continuation": {"num_latent": 3, "max_iter": 30}}
+                "choice-continuation": {"num_latent": 3, "max_iter": 30},
+                "gan-user-pw": {"epochs": 15, "hidden": 16, "batch_size": 32},
+                "gan-user-lstm": {"epochs": 15, "hidden": 16, "batch_size": 32},
+                "recsimu": {"state_length": 4, "pretrain_epochs": 1, "adversarial_epochs": 1,
+                            "embedding_epochs": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +189,59 @@ def test_non_privileged_kinds_hide_the_state(fitted):
     for name, simulator in fitted.items():
         keys = set(simulator.observation_spaces())
         assert ("true_state" in keys) == (name == "count-privileged"), name
+
+
+def test_simulated_first_pages_follow_the_kinds_outcome_probabilities(tiny_world, fitted):
+    # what a kind simulates and what it scores held-out pages with are one model
+    slate = torch.tensor([[3, 5]])
+    page = pd.DataFrame({"session_id": [0], "step": [0], "slate": [[3, 5]], "click": [-1]})
+    users = 4000
+    for name, simulator in fitted.items():
+        if name == "count-privileged":
+            continue  # its probabilities need the hidden state of each page
+        expected = simulator.page_view_probabilities(page)[0]
+        random = UserRandom.from_seeds(range(users))
+        step = simulator.step(simulator.reset(users, random), slate.expand(users, -1), random)
+        clicked = step.clicked.numpy()
+        seen = np.array([(clicked == 3).mean(), (clicked == 5).mean(), (clicked < 0).mean()])
+        assert np.allclose(seen, expected, atol=0.03), (name, seen, expected)
+
+
+def test_paper_kinds_end_a_session_at_a_page_without_a_click(fitted):
+    for name in ("gan-user-pw", "gan-user-lstm", "recsimu"):
+        go_on = fitted[name].continue_probability(torch.tensor([False, True]))
+        assert go_on[0] == 0.0 and 0.0 < go_on[1] < 1.0, name
+
+
+def test_recsimu_reads_a_slate_log_item_by_item():
+    from recgym.fidelity.paper_kinds import browsing_sequences, recsimu_tuples
+
+    logs = pd.DataFrame({"session_id": [1, 1, 1, 2], "step": [0, 1, 2, 0],
+                         "slate": [[3, 4], [5, 6], [7, 8], [1, 2]], "click": [4, -1, 8, 2]})
+    items, feedback, positions = browsing_sequences(logs, state_length=3, start_item=9)
+    # 9: session start, 10: page break
+    assert items.tolist() == [9, 9, 9, 10, 3, 4, 10, 5, 6, 10, 7, 8, 9, 9, 9, 10, 1, 2]
+    assert feedback.tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1]
+    assert positions.tolist() == [[4, 5], [7, 8], [10, 11], [16, 17]]
+    tuples = recsimu_tuples(logs, state_length=3, start_item=9)
+    assert tuples.action.tolist() == [3, 4, 5, 6, 7, 8, 1, 2]
+    assert tuples.feedback.tolist() == [0, 1, 0, 0, 0, 1, 0, 1]
+    # each item is judged from the browsed items before it, its own page's included
+    assert tuples.state_items[1].tolist() == [9, 10, 3]
+    assert tuples.state_items[2].tolist() == [3, 4, 10]
+    assert tuples.state_feedback[2].tolist() == [0, 1, 0]
+    assert tuples.state_items[6].tolist() == [9, 9, 10]
+    assert tuples.session.tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+
+
+def test_gan_user_kind_beats_a_uniform_guess_on_held_out_pages(tiny_world, tiny_logs, fitted):
+    held = make_logs(tiny_world, "random", 300, seed=20_000)
+    held = held.sort_values(["session_id", "step"]).reset_index(drop=True)
+    chosen = outcomes(held)
+    for name in ("gan-user-pw", "gan-user-lstm"):
+        probabilities = fitted[name].page_view_probabilities(held)
+        log_likelihood = np.log(probabilities[np.arange(len(held)), chosen]).mean()
+        assert log_likelihood > np.log(1 / 3) + 0.05, name
 
 
 def test_last_clicks_and_outcomes():

@@ -24,7 +24,7 @@ from recgym.cli.arguments import key_value, positive_int
 WORLDS = {"synthetic-mdp": "default", "synthetic-mdp-large": "large",
           "synthetic-mdp-decoupled": "decoupled"}
 KINDS = ("irecgan", "count", "count-privileged", "item-rate", "logistic",
-         "choice-continuation")
+         "choice-continuation", "gan-user-pw", "gan-user-lstm", "recsimu")
 LOGGING = ("random", "max", "mix")
 CHECKPOINT_KINDS = ("irecgan-user",)
 """Checkpoint kinds ``--simulator FILE.pt`` scores (the users they rebuild read clicks)."""

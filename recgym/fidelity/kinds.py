@@ -14,6 +14,11 @@ click on each slate position, then none), for calibration and likelihood.
 | ``item-rate`` | per-item click rates as choice weights beside a fitted no-click weight | no |
 | ``logistic`` | conditional-logit click on item + last click, constant continuation | no |
 | ``choice-continuation`` | latent-state choice model + separate continuation model | no |
+| ``gan-user-pw``, ``-lstm`` | GAN user model (position weights / LSTM), ``fit gan-user`` | no |
+| ``recsimu`` | RecSimu's discriminator judging each shown item, Algorithm 1 | no |
+
+The paper kinds (``gan-user-*``, ``recsimu``: :mod:`recgym.fidelity.paper_kinds`) model
+what is clicked, not when a user leaves: they end a session at a page without a click.
 
 ``count-privileged`` is a reference, not a deployable simulator: real logs have no
 hidden state. The others see what a recommender sees: slates, clicks and their order.
@@ -31,10 +36,12 @@ import torch
 from torch import Tensor
 
 from recgym.core.policy import repeated_positions
-from recgym.core.simulator import Randomness, State, Step, UserSimulator
+from recgym.core.simulator import State, UserSimulator
 from recgym.evaluation.ope_models import CountClickSimulator, ItemClickModel, first_occurrence
 from recgym.fidelity.history import (
-    ClickHistoryUsers,
+    HistoryUsers,
+    NoClickEndsUsers,
+    continuation_after_click,
     last_clicks,
     logged_slates,
     outcomes,
@@ -52,6 +59,9 @@ REQUIRED_COLUMNS = {
     "item-rate": LOG_COLUMNS,
     "logistic": LOG_COLUMNS,
     "choice-continuation": LOG_COLUMNS,
+    "gan-user-pw": LOG_COLUMNS,
+    "gan-user-lstm": LOG_COLUMNS,
+    "recsimu": LOG_COLUMNS,
 }
 PRIVILEGED_KINDS = ("count-privileged",)
 
@@ -63,43 +73,7 @@ def true_page_view_probabilities(world: SyntheticMDP, logs: pd.DataFrame) -> np.
     return np.concatenate([clicks, 1.0 - clicks.sum(1, keepdims=True)], axis=1)
 
 
-class _HistoryUsers(ClickHistoryUsers):
-    """Users whose state is their click history; subclasses give outcome probabilities."""
-
-    def outcome_probabilities(self, last_click: Tensor, slate: Tensor) -> Tensor:
-        """float64 ``(B, k + 1)``: click on each position, then no click."""
-        raise NotImplementedError
-
-    def continue_probability(self, clicked: Tensor) -> Tensor:
-        """float64 ``(B,)``: probability of another page view after this outcome."""
-        raise NotImplementedError
-
-    def reset(self, batch_size: int, rng: Randomness) -> State:
-        """Sessions start with an empty history."""
-        return {"history": self.empty_history(batch_size)}
-
-    def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
-        """Draw the outcome, then whether the session goes on."""
-        history = state["history"]
-        cumulative = self.outcome_probabilities(history[:, -1], slate).cumsum(1)
-        uniforms = rng.uniform(2).double()
-        position = (cumulative[:, :-1] <= uniforms[:, :1]).sum(1)
-        clicked_any = position < self.slate_size
-        item = slate.gather(1, position.clamp(max=self.slate_size - 1)[:, None])[:, 0]
-        keep_going = uniforms[:, 1] < self.continue_probability(clicked_any)
-        moved = torch.cat([history[:, 1:], item[:, None]], dim=1)
-        return Step(state={"history": torch.where(clicked_any[:, None], moved, history)},
-                    reward=clicked_any.to(torch.float32),
-                    clicked=torch.where(clicked_any, item, -1), terminated=~keep_going)
-
-    def page_view_probabilities(self, logs: pd.DataFrame) -> np.ndarray:
-        """Outcome probabilities of each logged page view (``logs`` sorted), ``(N, k + 1)``."""
-        last = torch.as_tensor(last_clicks(logs, self.num_items))
-        with torch.no_grad():
-            return self.outcome_probabilities(last, torch.as_tensor(logged_slates(logs))).numpy()
-
-
-class ItemRateUsers(_HistoryUsers):
+class ItemRateUsers(NoClickEndsUsers):
     """Per-item click rates as choice weights, beside a no-click weight fitted on the logs.
 
     ``P(click a | slate) = c_a / (w_0 + sum_{b in slate} c_b)``, where ``c_a`` is the
@@ -141,11 +115,7 @@ class ItemRateUsers(_HistoryUsers):
             w0 = np.exp(middle)
             low, high = ((middle, high) if (w0 / (w0 + page_total)).mean() < no_click_share
                          else (low, middle))
-        clicked = outcome < slates.shape[1]
-        session = logs["session_id"].to_numpy()
-        has_next = np.r_[session[1:] == session[:-1], False]
-        continue_after_click = (has_next[clicked].sum() + 0.5) / (clicked.sum() + 1.0)
-        return cls(rates, float(np.exp((low + high) / 2)), continue_after_click,
+        return cls(rates, float(np.exp((low + high) / 2)), continuation_after_click(logs),
                    info.slate_size, info.history_length)
 
     def outcome_probabilities(self, last_click: Tensor, slate: Tensor) -> Tensor:
@@ -154,12 +124,8 @@ class ItemRateUsers(_HistoryUsers):
         weight = torch.cat([weight, torch.full_like(weight[:, :1], self.no_click_weight)], 1)
         return weight / weight.sum(1, keepdim=True)
 
-    def continue_probability(self, clicked: Tensor) -> Tensor:
-        """No click ends the session; a click continues with the logged rate."""
-        return clicked.double() * self.continue_after_click
 
-
-class LogisticUsers(_HistoryUsers):
+class LogisticUsers(HistoryUsers):
     """A conditional-logit click model with a constant continuation rate.
 
     ``P(click a | slate, last click l) = exp(z_a) / (1 + sum_b exp(z_b))`` with
@@ -334,6 +300,27 @@ def fit_logistic(logs: pd.DataFrame, info: WorldInfo, *, l2: float = 1e-3,
     return LogisticUsers.fit(logs, info, l2=l2, max_iter=max_iter)
 
 
+def fit_gan_user_pw(logs: pd.DataFrame, info: WorldInfo, **options) -> UserSimulator:
+    """GAN-PW: :func:`recgym.fidelity.paper_kinds.fit_gan_user_kind` (options passed on)."""
+    from recgym.fidelity.paper_kinds import fit_gan_user_kind
+
+    return fit_gan_user_kind(logs, info, state="pw", **options)
+
+
+def fit_gan_user_lstm(logs: pd.DataFrame, info: WorldInfo, **options) -> UserSimulator:
+    """GAN-LSTM: :func:`recgym.fidelity.paper_kinds.fit_gan_user_kind` (options passed on)."""
+    from recgym.fidelity.paper_kinds import fit_gan_user_kind
+
+    return fit_gan_user_kind(logs, info, state="lstm", **options)
+
+
+def fit_recsimu(logs: pd.DataFrame, info: WorldInfo, **options) -> UserSimulator:
+    """:func:`recgym.fidelity.paper_kinds.fit_recsimu_kind` (options passed on)."""
+    from recgym.fidelity.paper_kinds import fit_recsimu_kind
+
+    return fit_recsimu_kind(logs, info, **options)
+
+
 KINDS: dict[str, Callable[..., UserSimulator]] = {
     "irecgan": fit_irecgan,
     "count": fit_count,
@@ -341,6 +328,9 @@ KINDS: dict[str, Callable[..., UserSimulator]] = {
     "item-rate": fit_item_rate,
     "logistic": fit_logistic,
     "choice-continuation": fit_choice_continuation,
+    "gan-user-pw": fit_gan_user_pw,
+    "gan-user-lstm": fit_gan_user_lstm,
+    "recsimu": fit_recsimu,
 }
 
 

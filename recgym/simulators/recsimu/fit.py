@@ -189,6 +189,41 @@ def fit_recsimu(logs, *, config: RecSimuConfig | None = None,
     if len(split.train) == 0 or len(split.valid) == 0:
         raise ValueError(f"no session is longer than state_length + 2 = "
                          f"{config.state_length + 2} page views; lower state_length")
+    model, history = train_recsimu(split, [s for s in sequences.sessions() if len(s) > 1],
+                                   config, training, item_vectors=item_vectors,
+                                   checkpoint=checkpoint, resume=resume, progress=progress,
+                                   parallel=parallel)
+    classes, scores = predict_feedback(model, split.test)
+    return RecSimuFit(model, split, sequences, history,
+                      feedback_metrics(split.test.feedback, classes, scores,
+                                       config.num_feedback))
+
+
+@isolated_global_rng
+def train_recsimu(split: TupleSplit, sessions: list[np.ndarray], config: RecSimuConfig,
+                  training: RecSimuTraining, *, item_vectors: Tensor | None = None,
+                  checkpoint: str | Path | None = None, resume: bool = False,
+                  progress: bool = True, parallel: DataParallel | None = None
+                  ) -> tuple[RecSimu, list[dict[str, float]]]:
+    """Algorithm 1 on given training and validation tuples; the best-validation-AUC model.
+
+    :func:`fit_recsimu` reads a log as browsing sequences; a caller that reads logs
+    another way (e.g. every shown item of a slate) builds its own tuples and comes here.
+
+    Args:
+        split: the tuples (``test`` only gives the checkpoint's start states).
+        sessions: item-id sequences for the skip-gram embeddings (when not given).
+        config: the architecture.
+        training: hyper-parameters of Algorithm 1.
+        item_vectors: given item embeddings, as in :func:`fit_recsimu`.
+        checkpoint: model file rewritten after every epoch, as in :func:`fit_recsimu`.
+        resume: continue from the training state beside ``checkpoint``.
+        progress: progress bars.
+        parallel: data-parallel group (None: one process).
+
+    Returns:
+        The model with its best weights, and the per-epoch history.
+    """
     torch.manual_seed(training.seed)
     generator = torch.Generator().manual_seed(training.seed)
     path = Path(checkpoint) if checkpoint is not None else None
@@ -198,9 +233,7 @@ def fit_recsimu(logs, *, config: RecSimuConfig | None = None,
         saved = read_checkpoint_file(state_path)
         item_vectors = saved["state_dict"]["item_vectors"]
     if item_vectors is None:
-        train_sessions = [s for s in sequences.sessions() if len(s) > 1]
-        item_vectors = train_item_embeddings(train_sessions, config.num_items,
-                                             dim=config.item_dim,
+        item_vectors = train_item_embeddings(sessions, config.num_items, dim=config.item_dim,
                                              epochs=training.embedding_epochs,
                                              seed=training.seed, progress=progress)
     model = RecSimu(config, item_vectors)
@@ -216,10 +249,7 @@ def fit_recsimu(logs, *, config: RecSimuConfig | None = None,
     trainer.run(save)
     save()  # also when a resumed run had nothing left to do: record the final settings
     model.load_state_dict(trainer.best_state)
-    classes, scores = predict_feedback(model, split.test)
-    return RecSimuFit(model, split, sequences, trainer.history,
-                      feedback_metrics(split.test.feedback, classes, scores,
-                                       config.num_feedback))
+    return model, trainer.history
 
 
 def trainer_path(checkpoint: Path) -> Path:
