@@ -53,8 +53,6 @@ import argparse
 import contextlib
 import cProfile
 import importlib
-import io
-import pstats
 import statistics
 import tempfile
 import time
@@ -417,11 +415,7 @@ def profile_fit(fit: Callable[[Path], Any], top: int = 12) -> str:
         profiler.enable()
         fit(Path(folder))
         profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime").print_stats(top)
-    lines = out.getvalue().strip().splitlines()
-    return "\n".join(line for line in lines if line.strip() and "Ordered by" not in line
-                     and "List reduced" not in line)
+    return reporting.profile_table(profiler, top)
 
 
 def fit_lines(rows: dict[str, dict[str, Any]], epochs: int) -> list[str]:

@@ -7,8 +7,10 @@ machines are shared: a figure without them cannot be compared with another.
 
 from __future__ import annotations
 
+import io
 import os
 import platform
+import pstats
 import shlex
 import sys
 from datetime import date
@@ -65,3 +67,12 @@ def write_results(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path) as temporary:
         temporary.write_text(text if text.endswith("\n") else text + "\n")
     return path
+
+
+def profile_table(profiler, top: int, sort: str = "tottime") -> str:
+    """The ``top`` rows of a ``cProfile.Profile`` as text, without pstats' preamble lines."""
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(sort).print_stats(top)
+    lines = out.getvalue().strip().splitlines()
+    return "\n".join(line for line in lines if line.strip() and "Ordered by" not in line
+                     and "List reduced" not in line)

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import importlib
-import io
-import pstats
 import statistics
 import sys
 import time
@@ -198,11 +196,7 @@ def profile_top(env: gym.Env, actions: list, steps: int, top: int) -> str:
         if terminated or truncated:
             env.reset()
     profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime").print_stats(top)
-    lines = out.getvalue().strip().splitlines()
-    return "\n".join(line for line in lines if line.strip() and "Ordered by" not in line
-                     and "List reduced" not in line)
+    return reporting.profile_table(profiler, top)
 
 
 def main() -> None:

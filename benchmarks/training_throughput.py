@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
-import pstats
 import statistics
 import time
 from collections.abc import Callable
@@ -134,11 +132,7 @@ def profile_top(env_id: str, timesteps: int, top: int = 20) -> str:
     env = model.get_env()
     env.step_wait, env.reset = profiled(env.step_wait), profiled(env.reset)
     model.learn(timesteps)
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_stats(top)
-    lines = out.getvalue().strip().splitlines()
-    return "\n".join(line for line in lines if line.strip() and "Ordered by" not in line
-                     and "List reduced" not in line)
+    return reporting.profile_table(profiler, top, "cumulative")
 
 
 def measure(env_id: str, timesteps: int, repeats: int) -> dict[str, list[dict[str, float]]]:
