@@ -270,7 +270,7 @@ def test_ract_frozen_critic_norm_keeps_the_pretrained_actor_statistics(data):
     assert torch.equal(mean, mean_end) and torch.equal(var, var_end)
     (mean, _), (mean_end, _) = stats["batch"]
     assert not torch.equal(mean, mean_end)
-    assert RaCT(10, critic_norm="none").critic.normalise is False
+    assert RaCT(10, critic_norm="raw").critic.normalise is False
     with pytest.raises(ValueError, match="critic_norm"):
         RaCT(10, critic_norm="layer")
 

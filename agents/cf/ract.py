@@ -32,7 +32,7 @@ training progresses"): batch statistics in critic steps, running statistics in a
 so the critic is a fixed function while the actor moves. ``"frozen"``: the statistics of the
 pre-trained actor's features over one pass of the training users, taken when stage 2 starts
 and never updated (the authors' code runs its BatchNorm in inference mode throughout stages
-2-3 and updates its statistics only with stage-1 actor steps). ``"none"``: raw features
+2-3 and updates its statistics only with stage-1 actor steps). ``"raw"``: raw features
 (the authors' code in its two-call ``main_vae.py`` flow, if its statistics were
 re-initialised on restore). Users whose mask removed nothing (``|H0| = 0``, metric
 undefined) are left out of both losses; the stage-3 actor objective is the critic alone (no
@@ -70,7 +70,7 @@ class RaCTConfig(MultVAEConfig):
     critic_norm: str = "batch"
 
 
-CRITIC_NORMS = ("batch", "frozen", "none")
+CRITIC_NORMS = ("batch", "frozen", "raw")
 
 
 class Critic(nn.Module):
@@ -123,7 +123,7 @@ class RaCT(MultVAE):
         ac_shared_optimizer: continue the stage-1 Adam (with its moments) in stage 3 instead
             of a fresh one.
         critic_norm: the critic's input normalisation, ``"batch"``, ``"frozen"`` or
-            ``"none"`` (see the module docstring).
+            ``"raw"`` (see the module docstring).
     """
 
     config_class = RaCTConfig
@@ -149,7 +149,7 @@ class RaCT(MultVAE):
         self.net = AutoEncoder(num_items, tuple(hidden_dims), latent_dim, variational, 0,
                                self.generator)
         self.critic = Critic(tuple(critic_hidden), self.generator,
-                             normalise=critic_norm != "none")
+                             normalise=critic_norm != "raw")
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         # Three Adams as in the authors' code: stage-1 actor, critic, stage-3 actor (fresh).
