@@ -24,6 +24,14 @@ def sorted_logs(logs: pd.DataFrame) -> pd.DataFrame:
     return logs.sort_values(["session_id", "step"], kind="stable").reset_index(drop=True)
 
 
+def held_out_sessions(logs: pd.DataFrame, share: float, seed: int) -> np.ndarray:
+    """Whether each page view belongs to a random ``share`` of the sessions (at least one)."""
+    sessions = logs["session_id"].unique()
+    rng = np.random.default_rng(seed)
+    held = rng.choice(sessions, max(1, int(share * len(sessions))), replace=False)
+    return logs["session_id"].isin(held).to_numpy()
+
+
 def logged_slates(logs: pd.DataFrame) -> np.ndarray:
     """int64 ``(N, k)``: the slate of each page view."""
     return np.stack(logs["slate"].to_numpy()).astype(np.int64)

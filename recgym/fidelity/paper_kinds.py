@@ -37,25 +37,17 @@ from recgym.core.simulator import State
 from recgym.fidelity.history import (
     NoClickEndsUsers,
     continuation_after_click,
+    held_out_sessions,
     logged_slates,
     outcomes,
     sorted_logs,
 )
 from recgym.fidelity.worlds import WorldInfo
 from recgym.simulators.gan_user.fit import GANUserTraining, PageViews, fit_gan_user
-from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel
+from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel, features_of
 from recgym.simulators.recsimu.data import Tuples, TupleSplit
 from recgym.simulators.recsimu.fit import RecSimuTraining, train_recsimu
 from recgym.simulators.recsimu.model import RecSimu, RecSimuConfig
-
-
-def _session_split(logs: pd.DataFrame, share: float, seed: int) -> np.ndarray:
-    """Which page views belong to a random ``share`` of the sessions (validation), bool."""
-    sessions = logs["session_id"].unique()
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(sessions, size=max(1, int(round(share * len(sessions)))),
-                        replace=False)
-    return logs["session_id"].isin(chosen).to_numpy()
 
 
 class GANKindUsers(NoClickEndsUsers):
@@ -77,10 +69,9 @@ class GANKindUsers(NoClickEndsUsers):
     @torch.no_grad()
     def _choice(self, history: Tensor, slate: Tensor) -> Tensor:
         """float64 ``(B, k + 1)`` choice probabilities after the clicks ``history`` (-1: none)."""
-        past = self.features[history.clamp_min(0)] * (history >= 0)[..., None]
-        logits = self.model.choice_logits(self.model.state(past), self.features[slate],
-                                          shown=~repeated_positions(slate))
-        return self.model.best_response(logits).double()
+        state = self.model.state(features_of(history, self.features))
+        return self.model.choice_probabilities(state, self.features[slate],
+                                               shown=~repeated_positions(slate)).double()
 
     def state_outcome_probabilities(self, state: State, slate: Tensor) -> Tensor:
         """The model's best response over the shown items and no click."""
@@ -113,7 +104,7 @@ def fit_gan_user_kind(logs: pd.DataFrame, info: WorldInfo, *, state: str = "pw",
     """
     logs = sorted_logs(logs)
     views = PageViews.from_logs(logs, info.history_length)
-    valid = _session_split(logs, valid_share, info.seed)
+    valid = held_out_sessions(logs, valid_share, info.seed)
     features = torch.eye(info.num_items)
     config = GANUserConfig(feature_dim=info.num_items, history=info.history_length,
                            state=state, hidden=hidden)
@@ -161,7 +152,12 @@ def _windows(values: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
 
 def recsimu_tuples(logs: pd.DataFrame, state_length: int, start_item: int) -> Tuples:
     """One tuple per shown item: (the ``N`` browsed items before it, the item, clicked or not)."""
-    items, feedback, positions = browsing_sequences(logs, state_length, start_item)
+    return _tuples(logs, state_length, *browsing_sequences(logs, state_length, start_item))
+
+
+def _tuples(logs: pd.DataFrame, state_length: int, items: np.ndarray, feedback: np.ndarray,
+            positions: np.ndarray) -> Tuples:
+    """:func:`recsimu_tuples` of the :func:`browsing_sequences` of ``logs``."""
     flat = positions.ravel()
     session = np.unique(logs["session_id"].to_numpy(), return_inverse=True)[1]
     return Tuples(_windows(items, flat, state_length), _windows(feedback, flat, state_length),
@@ -274,9 +270,9 @@ def fit_recsimu_kind(logs: pd.DataFrame, info: WorldInfo, *, state_length: int =
         **training: other :class:`~recgym.simulators.recsimu.fit.RecSimuTraining` fields.
     """
     logs = sorted_logs(logs)
-    start = info.num_items
-    tuples = recsimu_tuples(logs, state_length, start)
-    valid = np.repeat(_session_split(logs, valid_share, info.seed), info.slate_size)
+    items, feedback, positions = browsing_sequences(logs, state_length, info.num_items)
+    tuples = _tuples(logs, state_length, items, feedback, positions)
+    valid = np.repeat(held_out_sessions(logs, valid_share, info.seed), info.slate_size)
     split = TupleSplit(tuples.subset(~valid), tuples.subset(valid), tuples.subset(valid))
     config = RecSimuConfig(num_items=info.num_items + 2, num_feedback=2,
                            state_length=state_length)
@@ -284,7 +280,6 @@ def fit_recsimu_kind(logs: pd.DataFrame, info: WorldInfo, *, state_length: int =
                                discriminator_pretrain_epochs=pretrain_epochs,
                                adversarial_epochs=adversarial_epochs,
                                embedding_epochs=embedding_epochs, **training)
-    items, _, positions = browsing_sequences(logs, state_length, start)
     session = logs["session_id"].to_numpy()
     session_ends = positions[np.r_[session[1:] != session[:-1], True], -1] + 1
     sessions = np.split(items, session_ends[:-1])

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from recgym.core import Policy, UserSimulator
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.fidelity import metrics
+from recgym.fidelity.history import held_out_sessions
 from recgym.fidelity.kinds import (
     KINDS,
     check_logs,
@@ -200,10 +201,7 @@ def _check_policies(specs: list[PolicySpec], world: SyntheticMDP) -> None:
 
 
 def _split(logs: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    sessions = logs["session_id"].unique()
-    rng = np.random.default_rng(seed)
-    held = rng.choice(sessions, max(1, int(share * len(sessions))), replace=False)
-    mask = logs["session_id"].isin(held)
+    mask = held_out_sessions(logs, share, seed)
     return logs[~mask], logs[mask]
 
 

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recgym.core.random import isolated_global_rng
-from recgym.simulators.gan_user.fit import PageViews, _features_of, ranked_precision
+from recgym.simulators.gan_user.fit import PageViews, ranked_precision
+from recgym.simulators.gan_user.model import features_of
 
 BASELINES = ("popularity", "display-ctr", "iknn", "lr")
 BASELINE_NAMES = {"popularity": "popularity", "display-ctr": "item CTR in display sets",
@@ -78,7 +79,7 @@ def baseline_precision(name: str, train: PageViews, test: PageViews, features: T
         model = LogisticClickModel(features.shape[1])
         model.fit(train, features, epochs=epochs, seed=seed)
         with torch.no_grad():
-            scores = model.item_scores(_features_of(test.history, features),
+            scores = model.item_scores(features_of(test.history, features),
                                        features[test.display])
         return _precision(scores, test, ks)
     raise ValueError(f"unknown baseline {name!r}; choose from {BASELINES}")
@@ -113,7 +114,7 @@ class LogisticClickModel(nn.Module):
         optimizer = torch.optim.Adam(self.parameters(), lr=learning_rate)
         for _ in range(epochs):
             for index in torch.randperm(len(views), generator=generator).split(512):
-                scores = self.item_scores(_features_of(views.history[index], features),
+                scores = self.item_scores(features_of(views.history[index], features),
                                           features[views.display[index]])
                 logits = torch.cat([scores, torch.zeros_like(scores[:, :1])], 1)
                 loss = F.cross_entropy(logits, views.choice[index])

@@ -30,6 +30,7 @@ from recgym.simulators.gan_user.model import (
     REGULARIZERS,
     GANUserConfig,
     GANUserModel,
+    features_of,
     project_onto_simplex,
 )
 
@@ -140,15 +141,9 @@ class PageViews:
         return len(self.choice)
 
 
-def _features_of(ids: Tensor, features: Tensor) -> Tensor:
-    """Features of item ids, zeros where the id is -1 (no click yet)."""
-    gathered = features[ids.clamp_min(0)]
-    return gathered * (ids >= 0)[..., None]
-
-
 def choice_log_likelihood(model: GANUserModel, views: PageViews, features: Tensor) -> Tensor:
     """``log softmax(eta r)`` of each page view's actual choice, ``(R,)`` (Lemma 2)."""
-    state = model.state(_features_of(views.history, features))
+    state = model.state(features_of(views.history, features))
     logits = model.choice_logits(state, features[views.display])
     return F.log_softmax(logits, dim=1).gather(1, views.choice[:, None]).squeeze(1)
 
@@ -174,7 +169,7 @@ def precision_at(model: GANUserModel, views: PageViews, features: Tensor,
     """Prec@k over page views with a click: clicked item among the top-k by reward."""
     clicked = views.choice < views.display.shape[1]
     views = views.subset(clicked.numpy())
-    state = model.state(_features_of(views.history, features))
+    state = model.state(features_of(views.history, features))
     rewards = model.reward(state, features[views.display])
     return ranked_precision(rewards, views.choice, ks)
 
@@ -235,7 +230,7 @@ def l2_game_loss(model: GANUserModel, views: PageViews, features: Tensor) -> Ten
     true choice out-scores the others by ``2 / eta``: a large-margin loss, not a likelihood.
     """
     eta = model.config.eta
-    state = model.state(_features_of(views.history, features))
+    state = model.state(features_of(views.history, features))
     rewards = model.choice_logits(state, features[views.display]) / eta
     with torch.no_grad():
         behaviour = project_onto_simplex(eta * rewards / 2)

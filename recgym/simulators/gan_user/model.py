@@ -46,6 +46,12 @@ def project_onto_simplex(values: Tensor) -> Tensor:
     return (finite - threshold).clamp_min(0)
 
 
+def features_of(ids: Tensor, features: Tensor) -> Tensor:
+    """Features ``(..., d)`` of item ids ``(...)``, zeros where the id is -1 (no click yet)."""
+    gathered = features[ids.clamp_min(0)]
+    return gathered * (ids >= 0)[..., None]
+
+
 @dataclass
 class GANUserConfig:
     """Architecture of the user model.

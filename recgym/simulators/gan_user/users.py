@@ -12,7 +12,7 @@ from recgym.core.checkpoint import CheckpointError
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
 from recgym.simulators.checkpoints import CheckpointUsers
-from recgym.simulators.gan_user.model import GANUserModel
+from recgym.simulators.gan_user.model import GANUserModel, features_of
 
 
 class GANUsers(CheckpointUsers):
@@ -82,7 +82,7 @@ class GANUsers(CheckpointUsers):
         return {"history": history, "pool": self._pools(batch_size, rng)}
 
     def _history_features(self, history: Tensor) -> Tensor:
-        return self.features[history.clamp_min(0)] * (history >= 0)[..., None]
+        return features_of(history, self.features)
 
     @torch.no_grad()
     def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
