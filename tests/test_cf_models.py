@@ -279,3 +279,57 @@ def test_ract_reference_switches_are_training_options():
     model = build_model("ract", 10, critic_lr=1e-3, ac_lr=1e-3, ac_shared_optimizer=True,
                         critic_norm="frozen")
     assert (model.config.ac_lr, model.config.ac_shared_optimizer) == (1e-3, True)
+
+
+# ---------------------------------------------------------------- CF-SFL against the paper
+
+
+def test_cfsfl_stage1_is_mult_vae_plus_the_reference_l2_scale(data):
+    """Stage 1 = Mult-VAE's beta-ELBO + 2e-5 * sum ||W||^2: the paper's 0.01 in vae_cf's scale.
+
+    (vae_cf passes lam = 0.01 / batch_size, 500; 0.01 itself was recgym's former reading.)
+    """
+    x, _ = data
+    m = x.shape[1]
+    xb = torch.as_tensor(x[:20].toarray())
+    model = CFSFL(m, embed_dim=4, feedback_dim=4, virtual_hidden=(8,), **TINY)
+    assert model.config.l2_reg == pytest.approx(0.01 / 500)
+    base = MultVAE(m, **TINY)
+    state = {k: v.clone() for k, v in model.net.state_dict().items()}
+    state["encoder.0.weight"] = state["encoder.0.weight"][:, :m]  # drop the v columns
+    base.net.load_state_dict(state)
+    base.generator.set_state(model.generator.get_state())  # same dropout mask and z
+    loss, nll, _ = model.elbo_loss(xb, beta=0.1)
+    base_loss, base_nll, _ = base.elbo_loss(xb, beta=0.1)
+    torch.testing.assert_close(nll, base_nll)
+    squares = sum(layer.weight.pow(2).sum() for layer in model.net.modules()
+                  if isinstance(layer, torch.nn.Linear))
+    torch.testing.assert_close(loss - base_loss, 2e-5 * squares)
+
+
+def test_cfsfl_recommender_step_trains_pi_and_f_and_the_reward_step_r_and_b(data):
+    x, _ = data
+    xb = torch.as_tensor(x[:20].toarray())
+    model = CFSFL(x.shape[1], steps=2, embed_dim=4, feedback_dim=4, virtual_hidden=(8,),
+                  **TINY)
+    model.loop_trained.fill_(True)
+    model.train()
+
+    def snapshot() -> dict[str, list[torch.Tensor]]:
+        return {"pi": [p.detach().clone() for p in model.net.parameters()],
+                "F": [p.detach().clone() for p in model.feedback.parameters()],
+                "R": [p.detach().clone() for p in model.reward.parameters()],
+                "B": [model.lookup.detach().clone()]}
+
+    def moved(a: dict, b: dict) -> set[str]:
+        return {k for k in a if any(not torch.equal(p, q) for p, q in zip(a[k], b[k],
+                                                                           strict=True))}
+
+    before = snapshot()
+    _, x_h, a_t = model.recommender_step(xb, beta=0.1)
+    after_pi = snapshot()
+    # F gets its gradient only through the unrolled loop (v^T feeds a^T)
+    assert moved(before, after_pi) == {"pi", "F"}
+    assert a_t.shape == xb.shape and torch.allclose(a_t.sum(1), torch.ones(20))
+    model.reward_step(xb, x_h, a_t)
+    assert moved(after_pi, snapshot()) == {"R", "B"}
