@@ -66,6 +66,28 @@ def test_settings_and_env_arguments_reach_the_model(tmp_path, capsys):
     assert main([*evaluate, "--sessions", "8"]) == 0
 
 
+def test_saving_progress_leaves_the_model_as_train_agent_makes_it(tmp_path, capsys):
+    """Four saves of the training state mid-run (--save-every) change no weight."""
+    import io
+
+    import torch
+
+    from recgym.integrations.sb3 import train_agent
+
+    out_zip = tmp_path / "ppo.zip"
+    code, out = _rl(["SyntheticMDP-v0", "--steps", "1024", "--n-envs", "2", "--set",
+                     "n_steps=64", "--set", "batch_size=64", "--save-every", "200", "--out",
+                     str(out_zip), "--eval-sessions", "10"], capsys)
+    assert code == 0
+    assert [path.name for path in tmp_path.iterdir()] == [out_zip.name]  # progress removed
+    expected = train_agent("SyntheticMDP-v0", "ppo", 1024, n_envs=2, n_steps=64,
+                           batch_size=64).policy.state_dict()
+    with zipfile.ZipFile(out_zip) as archive:
+        written = torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
+    assert written.keys() == expected.keys()
+    assert all(torch.equal(written[name], expected[name]) for name in expected)
+
+
 def test_the_command_knows_the_librarys_algorithms():
     assert RL_ALGORITHMS == ALGORITHMS
 

@@ -8,6 +8,7 @@ arguments differ from the interrupted run's.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from recgym.cli import main
 from recgym.cli.envs import CHUNK_SESSIONS, parts_folder
 from recgym.cli.policies import simulator_for_env
 from recgym.core.checkpoint import read_checkpoint_file
-from recgym.data import LogDataset, load_logs, save_progress
+from recgym.data import LogDataset, load_logs, load_progress, save_progress
 from recgym.evaluation import collect_logs, ope
 from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
@@ -309,3 +310,170 @@ def test_a_killed_ope_resumes_to_the_uninterrupted_table(tmp_path):
     _finish(*argv, "--out", str(resumed), "--resume")
     pd.testing.assert_frame_equal(pd.read_csv(resumed), pd.read_csv(whole))
     assert not resumed.with_name(resumed.name + ".progress.json").exists()
+
+
+RL = ["rl", "SyntheticMDP-v0", "--steps", "1024", "--n-envs", "2", "--set", "n_steps=64",
+      "--set", "batch_size=64", "--save-every", "256", "--eval-sessions", "10",
+      "--no-progress"]
+RL_A2C = ["rl", "SyntheticMDP-v0", "--algo", "a2c", "--steps", "1024", "--n-envs", "2",
+          "--save-every", "256", "--eval-sessions", "10", "--no-progress"]
+RL_DQN = ["rl", "RecSimu-v0", "--algo", "dqn", "--steps", "400", "--set", "learning_starts=100",
+          "--set", "buffer_size=1000", "--save-every", "100", "--eval-sessions", "10",
+          "--no-progress"]
+
+
+def _policy_weights(model_zip: Path) -> dict[str, torch.Tensor]:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(model_zip) as archive:
+        return torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
+
+
+def _same_policy(first: Path, second: Path) -> None:
+    a, b = _policy_weights(first), _policy_weights(second)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def _interrupted_rl(argv: list[str], out: Path, monkeypatch, saves: int = 2) -> None:
+    """Run ``recgym rl`` to ``out`` and stop it right after its ``saves``-th progress save."""
+    import recgym.cli.rl
+
+    save, done = recgym.cli.rl._save_training, []
+
+    def stop_after_saves(*args, **kwargs):
+        save(*args, **kwargs)
+        done.append(1)
+        if len(done) == saves:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(recgym.cli.rl, "_save_training", stop_after_saves)
+        with pytest.raises(KeyboardInterrupt):
+            main([*argv, "--out", str(out)])
+    assert not out.exists() and (out.with_name(out.name + ".progress") / "training.pkl").exists()
+
+
+@pytest.mark.parametrize("argv", [RL, RL_A2C, RL_DQN],
+                         ids=["ppo", "a2c", "dqn"])
+def test_an_interrupted_rl_run_resumes_to_the_uninterrupted_model(argv, tmp_path, monkeypatch,
+                                                                   capsys):
+    """Weights, optimizer, env copies, replay buffer and generators all come back."""
+    whole, resumed = tmp_path / "whole.zip", tmp_path / "resumed.zip"
+    assert main([*argv, "--out", str(whole)]) == 0
+    _interrupted_rl(argv, resumed, monkeypatch)
+    progress = resumed.with_name(resumed.name + ".progress")
+    assert main([*argv, "--out", str(resumed)]) == 2
+    assert f"left its progress in {progress}" in capsys.readouterr().err
+    assert main([*argv, "--out", str(resumed), "--resume"]) == 0
+    assert "resuming at " in capsys.readouterr().out
+    _same_policy(whole, resumed)
+    assert not progress.exists()
+
+
+def test_an_rl_resume_with_other_arguments_is_refused(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "ppo.zip"
+    _interrupted_rl(RL, out, monkeypatch, saves=1)
+    progress = out.with_name(out.name + ".progress")
+    saved = (progress / "training.pkl").read_bytes()
+    capsys.readouterr()
+    for option, value, before in [("--steps", "2048", "1024"), ("--seed", "1", "0"),
+                                  ("--n-envs", "4", "2"), ("--env-arg", "num_items=20", "[]")]:
+        assert main([*RL, option, value, "--out", str(out), "--resume"]) == 2
+        error = capsys.readouterr().err
+        assert f"had {option} {before}, this one has {option} " in error, error
+    assert (progress / "training.pkl").read_bytes() == saved  # refused: nothing was touched
+    assert main([*RL, "--seed", "1", "--out", str(out), "--overwrite"]) == 0
+    assert out.exists() and not progress.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [[*RL[:3], "2048", *RL[4:]], RL_DQN], ids=["ppo", "dqn"])
+def test_a_killed_rl_run_resumes_to_the_uninterrupted_model(argv, tmp_path):
+    whole, resumed = tmp_path / "whole.zip", tmp_path / "resumed.zip"
+    _finish(*argv, "--out", str(whole))
+    _kill_after(_recgym(*argv, "--out", str(resumed)),
+                resumed.with_name(resumed.name + ".progress") / "training.pkl")
+    assert not resumed.exists()
+    _finish(*argv, "--out", str(resumed), "--resume")
+    _same_policy(whole, resumed)
+
+
+FIDELITY = ["fidelity", "--logging", "random", "--sessions", "150", "--held-out", "40",
+            "--eval-sessions", "60", "--simulator", "item-rate", "--ensemble", "2"]
+FIDELITY_STEM = "fidelity_synthetic-mdp_random_item-rate"
+
+
+def _fidelity_tables(out_dir: Path) -> tuple[str, str]:
+    return ((out_dir / f"{FIDELITY_STEM}.csv").read_text(),
+            (out_dir / f"{FIDELITY_STEM}_summary.csv").read_text())
+
+
+def test_a_saved_part_leaves_the_generators_as_running_it_did(tmp_path):
+    """A kind that draws from the global generators: what follows it sees the same draws."""
+    import random
+
+    from recgym.cli.fidelity import SavedParts
+
+    def draw(size: int) -> tuple:
+        return (torch.rand(size), np.random.rand(size), random.random())
+
+    def run(parts: SavedParts) -> tuple:
+        torch.manual_seed(0), np.random.seed(0), random.seed(0)
+        return parts("fit", draw, 3), draw(2)
+
+    computed = run(SavedParts(tmp_path, {"--seed": 0}))
+    loaded = run(parts := SavedParts(tmp_path, {"--seed": 0}))
+    assert parts.loaded == ["fit"]
+    for first, second in zip(computed, loaded, strict=True):
+        for a, b in zip(first, second, strict=True):
+            assert np.array_equal(a, b)
+    assert load_progress(tmp_path / "run.json", {"--seed": 0})["run"] == {"--seed": 0}
+
+
+def test_an_interrupted_fidelity_run_resumes_to_the_uninterrupted_table(tmp_path, monkeypatch,
+                                                                        capsys):
+    """Stopped in the ensemble's roll-outs: logs, fit, world and simulator roll-outs saved."""
+    score_module = importlib.import_module("recgym.fidelity.score")  # the attribute: score()
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert main([*FIDELITY, "--out-dir", str(whole)]) == 0
+
+    def stop_in_the_ensemble(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(score_module, "_roll_outs", stop_in_the_ensemble)
+        with pytest.raises(KeyboardInterrupt):
+            main([*FIDELITY, "--out-dir", str(resumed)])
+    progress = resumed / f"{FIDELITY_STEM}.progress"
+    finished = {path.stem for path in progress.glob("*.pkl")}
+    assert {"logs", "fit", "ensemble-fit-0", "world-random", "simulator-random"} <= finished
+    assert not (resumed / f"{FIDELITY_STEM}.csv").exists()
+    capsys.readouterr()
+    assert main([*FIDELITY, "--out-dir", str(resumed)]) == 2
+    assert f"left its progress in {progress}" in capsys.readouterr().err
+    assert main([*FIDELITY, "--seed", "1", "--out-dir", str(resumed), "--resume"]) == 2
+    assert "had --seed 0, this one has --seed 1" in capsys.readouterr().err
+    assert main([*FIDELITY, "--out-dir", str(resumed), "--resume"]) == 0
+    assert f"resumed: {len(finished)} parts (logs, " in capsys.readouterr().out
+    assert _fidelity_tables(resumed) == _fidelity_tables(whole)
+    assert not progress.exists()
+
+
+@pytest.mark.slow
+def test_a_killed_fidelity_run_resumes_to_the_uninterrupted_table(tmp_path):
+    """A learned kind and PPO in world and simulator; killed once the fit is saved."""
+    argv = [*FIDELITY[:-4], "--simulator", "irecgan", "--set", "epochs=2", "--set",
+            "hidden_size=8", "--set", "embedding_dim=4", "--set", "num_layers=1",
+            "--ppo-timesteps", "2048"]
+    stem = "fidelity_synthetic-mdp_random_irecgan"
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    _finish(*argv, "--out-dir", str(whole))
+    _kill_after(_recgym(*argv, "--out-dir", str(resumed)),
+                resumed / f"{stem}.progress" / "fit.pkl")
+    _finish(*argv, "--out-dir", str(resumed), "--resume")
+    for suffix in (".csv", "_summary.csv"):
+        assert (resumed / f"{stem}{suffix}").read_text() == (whole / f"{stem}{suffix}").read_text()
+    assert not (resumed / f"{stem}.progress").exists()

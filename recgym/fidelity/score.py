@@ -21,9 +21,11 @@ extrapolates there, and its values need another source of evidence.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -200,6 +202,17 @@ def _check_policies(specs: list[PolicySpec], world: SyntheticMDP) -> None:
                              f"slate_size={world.slate_size}")
 
 
+def compute_part(name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """The default ``parts`` of :func:`score`: ``function(*args, **kwargs)``, nothing saved."""
+    return function(*args, **kwargs)
+
+
+def _roll_outs(simulator: UserSimulator, policies: list[PolicySpec], n_sessions: int,
+               seed: int) -> dict:
+    return {spec.name: evaluate_policy(simulator, spec.make(), n_sessions, seed=seed,
+                                       coverage_at=()) for spec in policies}
+
+
 def _split(logs: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     mask = held_out_sessions(logs, share, seed)
     return logs[~mask], logs[mask]
@@ -242,7 +255,8 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
           world_ppo: Policy | None = None, kind_options: dict | None = None,
           n_bootstrap: int = 1000, support_sessions: int = 500, rare_share: float = 0.1,
           held_out_share: float = 0.1, noise_ceiling: bool = True, ensemble: int = 0,
-          disagreement: float = DISAGREEMENT, progress: bool = False) -> FidelityReport:
+          disagreement: float = DISAGREEMENT, progress: bool = False,
+          parts: Callable[..., Any] = compute_part) -> FidelityReport:
     """Fit (or take) a simulator and score it against ``world``.
 
     Args:
@@ -274,6 +288,12 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
         disagreement: flag a policy when the ensemble's values spread more than this
             share of their mean (``(max - min) / mean``).
         progress: print which part runs, with a progress bar over the policies.
+        parts: runs each expensive part as ``parts(name, function, *args, **kwargs)``
+            (the fit, PPO in the world, the greedy rates, each policy's world and
+            simulator roll-outs, each ensemble member's fit and roll-outs, the world
+            replica, PPO in the simulator), in the same order for the same arguments;
+            one that returns what an interrupted run saved under ``name`` resumes it
+            (``recgym fidelity --resume``). Default: :func:`compute_part`.
 
     Raises:
         ValueError: unknown kind, logs without the columns the kind needs, slates of the
@@ -297,16 +317,17 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
         fit_logs, held_out = _split(logs, held_out_share, seed)
     say("fit")
     with _timed(timings, "fit"):
-        fitted, kind = _resolve(simulator, fit_logs, world, seed, kind_options or {})
+        fitted, kind = parts("fit", _resolve, simulator, fit_logs, world, seed,
+                             kind_options or {})
     if (fitted.num_items, fitted.slate_size) != (world.num_items, world.slate_size):
         raise ValueError(f"the simulator has num_items={fitted.num_items}, slate_size="
                          f"{fitted.slate_size}; the world {world.num_items}, {world.slate_size}")
     with _timed(timings, "policies"):
         if world_ppo is None and ppo_timesteps > 0:
             say("PPO in the world")
-            world_ppo = train_ppo(world, ppo_timesteps, seed=seed)
+            world_ppo = parts("ppo-world", train_ppo, world, ppo_timesteps, seed=seed)
         if policies is None:
-            rates = start_click_rates(fitted, seed=seed)
+            rates = parts("greedy-rates", start_click_rates, fitted, seed=seed)
             policies = policy_set(world, fit_logs, greedy_rates=rates, ppo=world_ppo, seed=seed)
     _check_policies(policies, world)
     names = [spec.name for spec in policies]
@@ -316,11 +337,11 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
     for spec in tqdm(policies, desc=f"roll out in world and {kind}", disable=not progress,
                      leave=False):
         with _timed(timings, "world roll-outs"):
-            true[spec.name] = evaluate_policy(world, spec.make(), n_sessions, seed=seed,
-                                              coverage_at=())
+            true[spec.name] = parts(f"world-{spec.name}", evaluate_policy, world,
+                                    spec.make(), n_sessions, seed=seed, coverage_at=())
         with _timed(timings, "simulator roll-outs"):
-            sim[spec.name] = evaluate_policy(fitted, spec.make(), n_sessions, seed=seed,
-                                             coverage_at=())
+            sim[spec.name] = parts(f"simulator-{spec.name}", evaluate_policy, fitted,
+                                   spec.make(), n_sessions, seed=seed, coverage_at=())
     members: list[dict] = []
     if ensemble > 0:
         if all(hasattr(simulator, name) for name in ("reset", "step", "observe")) \
@@ -332,19 +353,17 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
             member_seed = seed + ENSEMBLE_SEED_OFFSET * (member + 1)
             resample = bootstrap_sessions(fit_logs, member_seed)
             with _timed(timings, "ensemble fits"):
-                fitted_member, _ = _resolve(simulator, resample, world, member_seed,
-                                            kind_options or {})
+                fitted_member, _ = parts(f"ensemble-fit-{member}", _resolve, simulator,
+                                         resample, world, member_seed, kind_options or {})
             with _timed(timings, "ensemble roll-outs"):
-                members.append({spec.name: evaluate_policy(fitted_member, spec.make(),
-                                                           n_sessions, seed=seed,
-                                                           coverage_at=())
-                                for spec in policies})
+                members.append(parts(f"ensemble-roll-outs-{member}", _roll_outs,
+                                     fitted_member, policies, n_sessions, seed))
     replica = {}
     if noise_ceiling:
         with _timed(timings, "world roll-outs"):
-            replica = {spec.name: evaluate_policy(world, spec.make(), n_sessions,
-                                                  seed=seed + REPLICA_OFFSET, coverage_at=())
-                       for spec in policies if not spec.reads_true_state}
+            replica = parts("world-replica", _roll_outs, world,
+                            [spec for spec in policies if not spec.reads_true_state],
+                            n_sessions, seed + REPLICA_OFFSET)
     with _timed(timings, "support"):
         by_state = "true_state" in fit_logs.columns
         contexts = world.num_states if by_state else 2
@@ -414,7 +433,7 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
     if ppo_timesteps > 0 and world_ppo is not None:
         say(f"PPO in {kind}")
         with _timed(timings, "PPO in simulator"):
-            sim_ppo = train_ppo(fitted, ppo_timesteps, seed=seed)
+            sim_ppo = parts("ppo-simulator", train_ppo, fitted, ppo_timesteps, seed=seed)
             deployed = evaluate_policy(world, sim_ppo, n_sessions, seed=seed, coverage_at=())
             reference = true.get("ppo-world") or evaluate_policy(world, world_ppo, n_sessions,
                                                                  seed=seed, coverage_at=())
