@@ -7,7 +7,9 @@ mix, random, an item-to-item CF policy, a PPO agent) and is compared with
 * the exact value per page view on the logged contexts (what log-based estimators
   estimate): ``mean_i E_{s ~ pi(x_i)} [sum r^2 / sum r]``, exact for deterministic
   targets, and for random / mix a per-state average over 20,000 sampled slates;
-* the on-policy clicks per page view measured by simulation (what ``sim`` estimates).
+* the on-policy clicks per page view measured by simulation (what ``sim`` estimates,
+  with the choice-continuation users, ``sim``, and the count simulator, ``sim-count``,
+  fitted on the log; the first cannot run targets that read the hidden state).
 
 Writes ``benchmarks/results/ope_ground_truth.md`` and ``.png``::
 
@@ -31,6 +33,8 @@ from recgym.evaluation.ope_policies import act_on_logs
 from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
 ESTIMATORS = ["dm", "ips", "snips", "dr", "switch-dr", "slate-ips", "iips", "rips", "pi"]
+SIM_COLUMNS = {"choice-continuation": "sim", "count": "sim-count"}
+"""``sim``'s column per simulator kind fitted on the logs (``sim`` is the default kind)."""
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -98,6 +102,8 @@ def main() -> None:
     parser.add_argument("--ppo-steps", type=int, default=40_960)
     parser.add_argument("--truth-sessions", type=int, default=20_000)
     parser.add_argument("--sim-sessions", type=int, default=500)
+    parser.add_argument("--sim-kinds", nargs="+", choices=tuple(SIM_COLUMNS),
+                        default=list(SIM_COLUMNS), help="simulators sim fits on each log")
     parser.add_argument("--out", default=str(RESULTS / "ope_ground_truth"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -126,6 +132,8 @@ def main() -> None:
                 logs = collect_logs(sim, logging_policy(log_name, sim, seed=seed), size,
                                     seed=seed * 100_000, extra_observation_keys=("true_state",))
                 data = ope.prepare_logs(logs, num_items=sim.num_items, validate=False)
+                fitted = {kind: ope.SimulatorRollout(kind=kind, n_refits=0).fit(data)
+                          for kind in args.sim_kinds}
                 for target_name, make in targets.items():
                     target = make()
                     if target_name in per_state:
@@ -145,8 +153,12 @@ def main() -> None:
                     perfect, _ = ope.build_inputs(make(), data, reward_model=reward_model,
                                                   logging_policy=logging_policy(log_name, sim))
                     row["dr*"] = ope.DoublyRobust().estimate(perfect)
-                    rollout = ope.SimulatorRollout(n_sessions=args.sim_sessions, n_refits=0)
-                    row["sim"] = rollout.run(make(), data, seed=seed)["estimate"]
+                    for kind, simulator in fitted.items():
+                        rollout = ope.SimulatorRollout(simulator=simulator,
+                                                       n_sessions=args.sim_sessions)
+                        target = make()
+                        row[SIM_COLUMNS[kind]] = np.nan if rollout.cannot_run(target, data) \
+                            else rollout.run(target, data, seed=seed)["estimate"]
                     records.append(row)
                 print(f"{log_name} {size} seed {seed} done "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
@@ -154,13 +166,18 @@ def main() -> None:
     write_results(frame, Path(args.out), time.perf_counter() - started, args)
 
 
+def estimator_columns(frame: pd.DataFrame) -> list[str]:
+    """The estimators in ``frame``, log-based first, then the simulators."""
+    return ESTIMATORS + ["dr*"] + [c for c in SIM_COLUMNS.values() if c in frame.columns]
+
+
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     """Bias, standard deviation and RMSE of every estimator per (logging, size, target)."""
     rows = []
-    columns = ESTIMATORS + ["dr*", "sim"]
     for key, group in frame.groupby(["logging", "sessions", "target"], sort=False):
-        for name in columns:
-            truth = group["truth_on_policy"] if name == "sim" else group["truth_logged"]
+        for name in estimator_columns(frame):
+            on_policy = name in SIM_COLUMNS.values()
+            truth = group["truth_on_policy"] if on_policy else group["truth_logged"]
             error = group[name] - truth
             keys = dict(zip(["logging", "sessions", "target"], key, strict=True))
             rows.append(dict(keys, estimator=name,
@@ -184,16 +201,21 @@ def write_results(frame: pd.DataFrame, out: Path, seconds: float, args) -> None:
         "# Off-policy estimators vs ground truth in SyntheticMDP-v0",
         "",
         "Command: `nice -n 10 .venv/bin/python benchmarks/ope_ground_truth.py "
-        f"--sizes {' '.join(map(str, args.sizes))} --seeds {args.seeds}` "
+        f"--sizes {' '.join(map(str, args.sizes))} --seeds {args.seeds} "
+        f"--ppo-steps {args.ppo_steps} --truth-sessions {args.truth_sessions} "
+        f"--sim-sessions {args.sim_sessions} --sim-kinds {' '.join(args.sim_kinds)} "
+        f"--out {args.out}` "
         f"({seconds / 60:.1f} min on {platform.machine()}, 2 shared CPU cores, "
         f"torch {torch.__version__}).",
         "",
         "World: m=10 states, n=50 items, k=10 (world_seed 0). Log-based estimators are "
         "compared with the exact value per page view on the logged contexts; `sim` "
-        "(count-based simulator fitted on the log, 500 roll-out sessions) with the on-policy "
-        "clicks per page view (20,000 simulated sessions). `dr*` is DR with the exact "
-        "reward model. Cells: RMSE (bias) over seeds; `-` marks an estimate that is "
-        "undefined (no weight mass).",
+        "(choice-continuation users fitted on the log) and `sim-count` (count-based "
+        f"simulator, conditioned on the logged hidden state), {args.sim_sessions} roll-out "
+        "sessions each, with the on-policy clicks per page view (20,000 simulated "
+        "sessions). `dr*` is DR with the exact reward model. Cells: RMSE (bias) over "
+        "seeds; `-` marks an estimate that is undefined (no weight mass, or a target "
+        "that reads the hidden state, which the choice-continuation users do not give).",
         "",
         "Truths (clicks per page view): on-policy "
         + ", ".join(f"{t} {v:.3f}" for t, v in
@@ -201,7 +223,7 @@ def write_results(frame: pd.DataFrame, out: Path, seconds: float, args) -> None:
         + ".",
         "",
     ]
-    columns = ESTIMATORS + ["dr*", "sim"]
+    columns = estimator_columns(frame)
     for log_name, part in summary.groupby("logging", sort=False):
         lines += [f"## Logging policy: {log_name}", "",
                   "| target | sessions | rows | truth (logged) | " + " | ".join(columns) + " |",
@@ -226,7 +248,7 @@ def write_results(frame: pd.DataFrame, out: Path, seconds: float, args) -> None:
             part = summary[(summary.logging == log_name) & (summary.target == target)]
             for c, name in enumerate(columns):
                 line = part[part.estimator == name]
-                style = "--" if name in ("sim", "dr*") else "-"
+                style = "--" if name in ("dr*", *SIM_COLUMNS.values()) else "-"
                 axis.plot(line["sessions"], line["rmse"], style, marker="o", markersize=3,
                           label=name, color=plt.cm.tab20(c / 20 * 1.8))
             axis.set_xscale("log")

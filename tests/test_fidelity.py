@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recgym.core.random import UserRandom
+from recgym.data.slates import bootstrap_sessions, outcomes
 from recgym.evaluation import evaluate_policy
 from recgym.evaluation.ope_models import CountClickSimulator
 from recgym.fidelity import (
@@ -21,10 +22,9 @@ from recgym.fidelity import (
     score,
     train_ppo,
 )
-from recgym.fidelity.kinds import last_clicks, outcomes
-from recgym.fidelity.latent import ChoiceContinuationUsers, fit_choice_continuation
+from recgym.fidelity.history import last_clicks
 from recgym.fidelity.policies import FixedSlate
-from recgym.fidelity.score import bootstrap_sessions, ensemble_status
+from recgym.fidelity.score import ensemble_status
 from recgym.fidelity.worlds import world_info
 from recgym.simulators.synthetic_mdp import SyntheticMDP, SyntheticWorld, logging_policy
 
@@ -473,20 +473,6 @@ def test_bootstrap_sessions_resamples_whole_sessions(tiny_logs):
     assert not resample.equals(bootstrap_sessions(tiny_logs, seed=5))
 
 
-def test_choice_continuation_learns_that_no_click_ends_a_session(tiny_world, tiny_logs):
-    simulator = fit_choice_continuation(tiny_logs, world_info(tiny_world), num_latent=3,
-                                        max_iter=40)
-    p = simulator.parameters
-    items = torch.tensor([0, tiny_world.num_items])
-    keep = torch.sigmoid(ChoiceContinuationUsers.continue_logit(p, items, tiny_world.num_items))
-    assert (keep[0] > 0.9).all() and (keep[1] < 0.1).all()
-    # its roll-out of the logging policy matches the logged session length
-    result = evaluate_policy(simulator, logging_policy("random", tiny_world), 1000,
-                             coverage_at=())
-    logged = tiny_logs.groupby("session_id").size().mean()
-    assert result.mean_length == pytest.approx(logged, rel=0.15)
-
-
 def test_score_with_an_ensemble_reports_status(tiny_world, tiny_logs):
     report = score("choice-continuation", world=tiny_world, logs=tiny_logs, n_sessions=200,
                    n_bootstrap=30, support_sessions=50, ensemble=2,
@@ -501,59 +487,3 @@ def test_score_with_an_ensemble_reports_status(tiny_world, tiny_logs):
     assert "ensemble fits" in report.timings and "| ens_spread |" in report.to_markdown()
     with pytest.raises(ValueError, match="ensemble"):
         score(tiny_world, world=tiny_world, logs=tiny_logs, n_sessions=20, ensemble=2)
-
-
-def test_logging_model_reads_a_logged_slate_as_evidence_of_the_state():
-    """With ``logging_model`` the fit's forward pass infers the state from the logger's slate.
-
-    Two latent states that differ only in accepting item 0; the logger shows items 0, 1 in
-    state 0 and items 2, 3 in state 1. The first page's click (item 1) is as likely in both
-    states, so only its slate says the user is in state 0.
-    """
-    from recgym.fidelity.latent import _forward, _Sessions
-
-    logs = pd.DataFrame({"session_id": [0, 0], "step": [0, 1],
-                         "slate": [np.array([0, 1]), np.array([0, 2])], "click": [1, 0]})
-    stay = torch.eye(2, dtype=torch.float64) * 20.0
-    p = {"start": torch.zeros(2, dtype=torch.float64),
-         "attraction": torch.zeros(2, 4, dtype=torch.float64),
-         "acceptance": torch.tensor([[5.0, 0, 0, 0], [-5.0, 0, 0, 0]], dtype=torch.float64),
-         "transition": stay.expand(5, 2, 2), "continue_type": torch.zeros(2, dtype=torch.float64),
-         "continue_state": torch.zeros(2, 2, dtype=torch.float64),
-         "continue_item": torch.zeros(4, dtype=torch.float64)}
-    logging = torch.tensor([[5.0, 5, -5, -5], [-5.0, -5, 5, 5]], dtype=torch.float64)
-    click_item_0 = {}
-    for name, parameters in (("clicks only", p), ("logging model", {**p, "logging": logging})):
-        predictive = np.zeros((2, 3))
-        _forward(parameters, _Sessions(logs, 4), 4, predictive=predictive)
-        click_item_0[name] = predictive[1, 0]
-    exact = 0.5 * torch.sigmoid(torch.tensor(5.0)).item()
-    assert click_item_0["clicks only"] == pytest.approx(exact / 2 + 0.5 * torch.sigmoid(
-        torch.tensor(-5.0)).item() / 2, abs=1e-6)
-    assert click_item_0["logging model"] == pytest.approx(exact, abs=1e-3)
-
-
-def test_logging_model_is_a_fitting_aid_only(tiny_world):
-    """The fitted users simulate without the logging model (a policy's slate is no evidence)."""
-    logs = make_logs(tiny_world, "mix", 200)
-    info = world_info(tiny_world)
-    users = fit_choice_continuation(logs, info, num_latent=3, max_iter=20, logging_model=True)
-    assert "logging" not in users.parameters
-    plain = fit_choice_continuation(logs, info, num_latent=3, max_iter=20)
-    assert not torch.equal(users.parameters["acceptance"], plain.parameters["acceptance"])
-    result = evaluate_policy(users, logging_policy("random", tiny_world), 100, coverage_at=())
-    assert result.mean_length >= 1.0
-
-
-def test_acceptance_offset_shifts_the_prior_of_pairs_the_logs_never_show(tiny_world):
-    """Every acceptance the logs say nothing about moves by one shared offset."""
-    sessions = [(0, [0, 1], 0), (1, [1, 0], -1)]
-    logs = pd.DataFrame([{"session_id": s, "step": step, "slate": np.array(slate),
-                          "click": click} for s in range(10) for step, slate, click in sessions])
-    info = world_info(tiny_world)
-    shifted, plain = (fit_choice_continuation(logs, info, num_latent=2, max_iter=10,
-                                              acceptance_offset_scale=scale).parameters
-                      for scale in (2.0, 0.0))
-    unseen = (shifted["acceptance"] - plain["acceptance"])[:, 2:]
-    assert unseen.abs().min() > 1e-3
-    assert torch.allclose(unseen, unseen[0, 0].expand_as(unseen))

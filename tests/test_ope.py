@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from recgym.core import RandomPolicy
-from recgym.evaluation import collect_logs, ope, ope_estimators
+from recgym.evaluation import collect_logs, evaluate_policy, ope, ope_estimators
 from recgym.evaluation.ope_models import SyntheticRewardModel
 from recgym.evaluation.ope_policies import act_on_logs, observations_from_logs
 from recgym.simulators.synthetic_mdp import MaxRewardPolicy, SyntheticMDP, logging_policy
@@ -362,12 +362,38 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate(default_sim, mix_logs):
 
 def test_sim_estimator_with_fitted_and_given_simulators(default_sim, mix_logs):
     target = logging_policy("max", default_sim)
-    fitted = ope.SimulatorRollout(n_sessions=200, n_refits=3)
+    fitted = ope.SimulatorRollout(kind="count", n_sessions=200, n_refits=3)
     given = ope.SimulatorRollout(name="true-sim", simulator=default_sim, n_sessions=200)
     table = ope.evaluate(target, mix_logs, [fitted, given], n_bootstrap=10).set_index(
         "estimator")
     assert table.loc["sim", "estimand"] == "on-policy"
     assert abs(table.loc["sim", "estimate"] - table.loc["true-sim", "estimate"]) < 0.05
+
+
+def test_sim_fits_the_choice_continuation_users_by_default(small_sim):
+    """On random logs, ``sim`` recovers the random target's on-policy clicks per page view."""
+    logs = collect_logs(small_sim, RandomPolicy(6, 2, seed=3), 400, seed=2,
+                        extra_observation_keys=("true_state",))
+    target = RandomPolicy(6, 2, seed=5)
+    truth = evaluate_policy(small_sim, RandomPolicy(6, 2, seed=6), 20_000, seed=7,
+                            coverage_at=()).ctr
+    rollout = ope.SimulatorRollout(n_sessions=2000, n_refits=1, fit_options={"num_latent": 3,
+                                                                             "max_iter": 60})
+    assert rollout.kind == "choice-continuation"
+    row = ope.evaluate(target, logs, [rollout], n_bootstrap=10).set_index("estimator").loc["sim"]
+    assert row.estimate == pytest.approx(truth, abs=0.03)
+    assert row.ci_low <= row.estimate <= row.ci_high
+
+
+def test_sim_names_what_a_state_reading_target_needs(default_sim, mix_logs):
+    """The fitted users give clicks only: the oracle, which reads the hidden state, is refused."""
+    rollout = ope.SimulatorRollout(n_sessions=10, n_refits=0, fit_options={"max_iter": 1})
+    table = ope.evaluate(logging_policy("max", default_sim), mix_logs, ["ips", rollout],
+                         n_bootstrap=10, skip_unusable=True).set_index("estimator")
+    assert np.isnan(table.loc["sim", "estimate"])
+    assert "true_state" in table.loc["sim", "note"] and "kind='count'" in table.loc["sim", "note"]
+    with pytest.raises(ValueError, match="kind"):
+        ope.SimulatorRollout(kind="gan")
 
 
 def test_command_prints_the_same_estimates_as_the_python_call(tmp_path, capsys, default_sim,
@@ -382,14 +408,14 @@ def test_command_prints_the_same_estimates_as_the_python_call(tmp_path, capsys, 
     args = parser.parse_args([
         "ope", "--policy", "max", "--logs", str(path), "--env", "SyntheticMDP-v0",
         "--logging-policy", "mix", "--estimators", "dm", "ips", "dr", "iips", "pi", "sim",
-        "--bootstrap", "30", "--sim-sessions", "100", "--sim-refits", "2",
+        "--bootstrap", "30", "--sim-kind", "count", "--sim-sessions", "100", "--sim-refits", "2",
         "--plot", str(tmp_path / "ope.png"), "--out", str(tmp_path / "ope.csv")])
     args.func(args)
     printed = capsys.readouterr().out
     assert "iips" in printed and (tmp_path / "ope.png").stat().st_size > 0
     from_cli = pd.read_csv(tmp_path / "ope.csv")
     estimators = ["dm", "ips", "dr", "iips", "pi",
-                  ope.SimulatorRollout(n_sessions=100, n_refits=2)]
+                  ope.SimulatorRollout(kind="count", n_sessions=100, n_refits=2)]
     direct = ope.evaluate(logging_policy("max", default_sim), path, estimators,
                           logging_policy=logging_policy("mix", default_sim), n_bootstrap=30)
     np.testing.assert_allclose(from_cli.estimate, direct.estimate, rtol=1e-9)

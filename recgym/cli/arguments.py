@@ -77,6 +77,11 @@ def model_output(text: str) -> Path:
     return _new_file(text, ".zip", "a model is written as a stable-baselines3 zip")
 
 
+def checkpoint_output(text: str) -> Path:
+    """A checkpoint to write: the name ends in ``.pt`` and its folder exists."""
+    return _new_file(text, ".pt", "a checkpoint is written as a torch file")
+
+
 def env_id(text: str) -> str:
     """A registered recgym env id (the registry is strings: nothing heavy is imported)."""
     from recgym.registration import ENV_DESCRIPTIONS

@@ -8,7 +8,8 @@ recgym fidelity --world synthetic-mdp --logging mix --sessions 10000 --simulator
 Prints the per-policy table (true vs simulated value) and the summary metrics, and
 writes them as Markdown and CSV with the plot into ``--out-dir``. ``--simulator`` may also
 be a fitted checkpoint (``recgym fit irecgan-user`` output, e.g. the shipped
-``IRecGAN-v0`` user): it is scored as it is, against fresh held-out sessions.
+``IRecGAN-v0`` user, or ``recgym fit choice-continuation`` output): it is scored as it is,
+against fresh held-out sessions.
 
 The expensive parts (the logs, the fit, each policy's roll-outs, PPO) are saved as they
 finish into ``OUT_DIR/STEM.progress/``; a killed run continues with ``--resume`` and
@@ -33,7 +34,7 @@ WORLDS = {"synthetic-mdp": "default", "synthetic-mdp-large": "large",
 KINDS = ("irecgan", "count", "count-privileged", "item-rate", "logistic",
          "choice-continuation", "gan-user-pw", "gan-user-lstm", "recsimu")
 LOGGING = ("random", "max", "mix")
-CHECKPOINT_KINDS = ("irecgan-user",)
+CHECKPOINT_KINDS = ("irecgan-user", "choice-continuation")
 """Checkpoint kinds ``--simulator FILE.pt`` scores (the users they rebuild read clicks)."""
 
 
@@ -53,11 +54,14 @@ def fitted_simulator(path: str, world: Any) -> Any:
     """The users of a fitted checkpoint, sized for ``world`` (refuses other kinds)."""
     from recgym.core.checkpoint import read_checkpoint_file
     from recgym.fidelity.kinds import IRecGANKindUsers
+    from recgym.simulators.choice_continuation import ChoiceContinuationUsers
 
     kind = read_checkpoint_file(path).get("kind")
     if kind not in CHECKPOINT_KINDS:
         raise ValueError(f"--simulator {path} holds a {kind!r} checkpoint; fidelity scores "
                          f"{list(CHECKPOINT_KINDS)} checkpoints or fits a kind {KINDS}")
+    if kind == "choice-continuation":
+        return ChoiceContinuationUsers.from_checkpoint(path)
     return IRecGANKindUsers.from_checkpoint(path, slate_size=world.slate_size,
                                             history_length=world.history_length)
 

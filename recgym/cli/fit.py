@@ -1,10 +1,15 @@
-"""``recgym fit {recsimu,irecgan-user,irecgan,gan-user}``: fit a user simulator on logs."""
+"""``recgym fit SIMULATOR``: fit a user simulator on logs.
+
+Simulators: ``recsimu``, ``irecgan-user``, ``irecgan``, ``gan-user``, ``choice-continuation``.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any
+
+from recgym.cli.arguments import checkpoint_output, positive_int
 
 
 def cmd_fit_recsimu(args: argparse.Namespace) -> None:
@@ -196,6 +201,41 @@ def cmd_fit_gan_user(args: argparse.Namespace) -> None:
         print(f"  {label:<{width}}  {precision[1]:.4f}  {precision[2]:.4f}")
 
 
+def cmd_fit_choice_continuation(args: argparse.Namespace) -> None:
+    """Fit the choice-continuation users on a slate log; report held-out log-likelihood."""
+    import numpy as np
+
+    from recgym.data import load_logs
+    from recgym.data.slates import outcomes, sorted_logs
+    from recgym.fidelity.history import held_out_sessions
+    from recgym.simulators.choice_continuation import (
+        ChoiceContinuationConfig,
+        fit_choice_continuation,
+    )
+
+    config = ChoiceContinuationConfig(
+        num_latent=args.num_latent, prior_scale=args.prior_scale, max_iter=args.max_iter,
+        item_continuation=not args.no_item_continuation, logging_model=args.logging_model)
+    dataset = load_logs(args.data)
+    logs = sorted_logs(dataset.logs)
+    held = held_out_sessions(logs, args.held_out, seed=args.seed) if args.held_out > 0 \
+        else np.zeros(len(logs), bool)
+    train, test = logs[~held].reset_index(drop=True), logs[held].reset_index(drop=True)
+    slate_size = len(train["slate"].iloc[0])
+    users = fit_choice_continuation(train, dataset.num_items, slate_size,
+                                    history_length=args.history, seed=args.seed,
+                                    config=config, progress=True)
+    users.save(args.out, config.to_dict())
+    print(f"fitted choice-continuation users on {train.session_id.nunique():,} sessions "
+          f"({len(train):,} page views); checkpoint: {args.out}")
+    if len(test):
+        probabilities = users.page_view_probabilities(test)
+        chosen = probabilities[np.arange(len(test)), outcomes(test)]
+        print(f"held-out ({test.session_id.nunique():,} sessions): log-likelihood per page "
+              f"view {np.log(np.clip(chosen, 1e-12, None)).mean():.4f} (uniform over the "
+              f"{slate_size + 1} outcomes: {-np.log(slate_size + 1):.4f})")
+
+
 def add_fit_commands(subparsers: Any) -> None:
     """Add ``fit`` and its one subcommand per simulator to the ``recgym`` parser."""
     fit = subparsers.add_parser("fit", help="fit a user simulator on logs")
@@ -285,3 +325,30 @@ def add_fit_commands(subparsers: Any) -> None:
                           "display sets are built; see recgym.simulators.gan_user.fit)")
     gan.add_argument("--seed", type=int, default=0)
     gan.set_defaults(func=cmd_fit_gan_user)
+
+    latent = simulators.add_parser(
+        "choice-continuation",
+        help="latent-state choice + continuation users (fidelity's best kind on random logs)",
+        description="Fit the choice-continuation users (recgym.simulators.choice_continuation) "
+                    "on a slate log by maximum a-posteriori; the checkpoint is scored by "
+                    "`recgym fidelity --simulator FILE.pt` and rolled out by "
+                    "`recgym ope --estimators sim`.")
+    latent.add_argument("--data", required=True, help="log file (Parquet / CSV, log schema)")
+    latent.add_argument("--out", type=checkpoint_output, default="choice-continuation.pt",
+                        help="checkpoint file (.pt)")
+    latent.add_argument("--num-latent", type=positive_int, default=10, help="latent states K")
+    latent.add_argument("--prior-scale", type=float, default=2.0,
+                        help="standard deviation of the Gaussian prior")
+    latent.add_argument("--max-iter", type=positive_int, default=300, help="L-BFGS iterations")
+    latent.add_argument("--no-item-continuation", action="store_true",
+                        help="no per-item term in the continuation model")
+    latent.add_argument("--logging-model", action="store_true",
+                        help="also model which items the logger shows in each latent state "
+                             "(for logs of a logger that read the user's state)")
+    latent.add_argument("--history", type=positive_int, default=10,
+                        help="clicks in the users' observation")
+    latent.add_argument("--held-out", type=float, default=0.1,
+                        help="share of sessions held out for the reported log-likelihood "
+                             "(0: fit on all)")
+    latent.add_argument("--seed", type=int, default=0, help="anchor draw and held-out split")
+    latent.set_defaults(func=cmd_fit_choice_continuation)

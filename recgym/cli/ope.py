@@ -56,7 +56,7 @@ def cmd_ope(args: argparse.Namespace) -> None:
         progress = ope.BootstrapProgress(progress_file, run_arguments(
             args, "policy", "logs", "estimators", "env", "env_arg", "logging_policy", "algo",
             "stochastic", "obs_key", "num_items", "history_length", "context_column",
-            "bootstrap", "alpha", "switch_tau", "sim_sessions", "sim_refits", "seed"))
+            "bootstrap", "alpha", "switch_tau", "sim_kind", "sim_sessions", "sim_refits", "seed"))
     dataset = LogDataset.load(args.logs)
     env = _env(args.env, args.env_arg)
     simulator = env.simulator if env else None
@@ -72,7 +72,8 @@ def cmd_ope(args: argparse.Namespace) -> None:
     history_length = args.history_length or getattr(simulator, "history_length", 10)
     estimators = args.estimators
     if estimators is None or "sim" in estimators:
-        sim = ope.SimulatorRollout(n_sessions=args.sim_sessions, n_refits=args.sim_refits)
+        sim = ope.SimulatorRollout(kind=args.sim_kind, n_sessions=args.sim_sessions,
+                                   n_refits=args.sim_refits)
         estimators = [sim if name == "sim" else name
                       for name in (estimators or ope.ALL_ESTIMATORS)]
     table = ope.evaluate(policy, dataset, estimators, logging_policy=logging,
@@ -133,8 +134,14 @@ def add_ope_commands(subparsers: Any) -> None:
     command.add_argument("--switch-tau", type=float, default=100.0)
     command.add_argument("--sim-sessions", type=int, default=1000,
                          help="sessions per roll-out of the sim estimator")
-    command.add_argument("--sim-refits", type=int, default=10,
-                         help="bootstrap refits of the sim estimator's count simulator")
+    command.add_argument("--sim-kind", choices=("choice-continuation", "count"),
+                         default="choice-continuation",
+                         help="what the sim estimator fits on the logs: the choice-continuation "
+                              "users (fidelity's best kind) or the count simulator (conditions "
+                              "on the log's context column)")
+    command.add_argument("--sim-refits", type=int, default=None,
+                         help="refits on resampled sessions for the sim estimator's interval "
+                              "(default: 2 for choice-continuation, an ensemble; 10 for count)")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--plot", default="runs/ope.png", help="where to save the plot")
     command.add_argument("--out", default=None, help="also save the table as CSV")

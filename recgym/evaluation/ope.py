@@ -15,9 +15,12 @@ Two estimands appear in the table, and the ``estimand`` column says which:
   sequential problem those contexts were reached by the *logging* policy; the target,
   deployed, would reach others.
 * ``on-policy``: ``sim`` rolls the target out in a user simulator fitted on the same
-  logs (by default the count-based :class:`~recgym.evaluation.ope_models.
-  CountClickSimulator`; any fitted ``UserSimulator`` can be passed) and reports clicks
-  per page view along its own trajectories, the quantity an on-line test measures.
+  logs (by default the choice-continuation users of
+  :mod:`recgym.simulators.choice_continuation`, the fidelity instrument's best kind; the
+  count-based :class:`~recgym.evaluation.ope_models.CountClickSimulator` with
+  ``SimulatorRollout(kind="count")``; any fitted ``UserSimulator`` can be passed) and
+  reports clicks per page view along its own trajectories, the quantity an on-line test
+  measures.
 
 Target policies are any recgym Policy or a stable-baselines3 model as trained (wrapped
 by :func:`~recgym.evaluation.ope_policies.as_policy`, its observations rebuilt for the
@@ -37,8 +40,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from scipy import stats
 
 from recgym.data import load_progress, save_figure, save_progress
+from recgym.data.slates import first_occurrence, pick_sessions
 from recgym.evaluation.ope_estimators import (
     ESTIMATORS,
     DirectMethod,
@@ -59,7 +65,6 @@ from recgym.evaluation.ope_models import (
     ItemClickModel,
     SyntheticRewardModel,
     contexts_from_logs,
-    first_occurrence,
 )
 from recgym.evaluation.ope_policies import (
     SlateProbabilities,
@@ -399,58 +404,132 @@ def build_inputs(policy, data: LoggedData, *, logging_policy=None, reward_model=
     return inputs, missing
 
 
+SIM_KINDS = ("choice-continuation", "count")
+"""Simulators ``sim`` fits on the logs: the fidelity instrument's best kind, and the count one."""
+
+
 @dataclass(frozen=True)
 class SimulatorRollout:
     """``sim``: roll the target out in a user simulator fitted on the logs.
 
+    By default the simulator is the choice-continuation users
+    (:mod:`recgym.simulators.choice_continuation`), the kind that ranked policies best in
+    the fidelity benchmark (``docs/fidelity.md``); ``kind="count"`` fits the tabular
+    :class:`CountClickSimulator` instead, which conditions on the log's context column
+    (in a synthetic log the hidden state: a privileged reference, not a deployable
+    simulator). Its interval comes from refits on session resamples: the count
+    simulator's are quantiles over ``n_refits`` refits; the choice-continuation's
+    ``n_refits`` members are also anchored differently (an ensemble, see the simulator's
+    docstring), and the interval spans the members' estimates widened by roll-out noise.
+
     Args:
         name: row name in the table.
-        simulator: roll out in this fitted ``UserSimulator`` (e.g. a learned simulator)
-            instead of fitting a :class:`CountClickSimulator`; its interval then covers
-            roll-out noise only.
+        simulator: roll out in this fitted ``UserSimulator`` instead of fitting one; its
+            interval then covers roll-out noise only.
+        kind: ``"choice-continuation"`` or ``"count"``: what to fit on the logs.
         n_sessions: simulated sessions per roll-out.
         max_steps: sessions are cut after this many page views.
-        n_refits: bootstrap refits of the count simulator (resampled sessions) for the
-            interval; each is one roll-out.
+        n_refits: refits on resampled sessions for the interval (None: 10 for ``count``,
+            2 for ``choice-continuation``, whose fit takes about a minute per 10,000
+            sessions).
         prior_strength: shrinkage of the count simulator.
+        fit_options: options of the choice-continuation fit
+            (:class:`~recgym.simulators.choice_continuation.ChoiceContinuationConfig`).
     """
 
     name: str = "sim"
     simulator: object | None = None
+    kind: str = "choice-continuation"
     n_sessions: int = 1000
     max_steps: int = 200
-    n_refits: int = 10
+    n_refits: int | None = None
     prior_strength: float = 1.0
+    fit_options: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.n_sessions < 1 or self.max_steps < 1 or self.n_refits < 0:
+        if self.kind not in SIM_KINDS:
+            raise ValueError(f"SimulatorRollout kind must be one of {SIM_KINDS}, got "
+                             f"{self.kind!r}")
+        refits = self.refits
+        if self.n_sessions < 1 or self.max_steps < 1 or refits < 0:
             raise ValueError("SimulatorRollout needs n_sessions >= 1, max_steps >= 1 and "
                              f"n_refits >= 0; got {self.n_sessions}, {self.max_steps}, "
-                             f"{self.n_refits}")
+                             f"{refits}")
+        if self.fit_options and self.kind != "choice-continuation":
+            raise ValueError("SimulatorRollout fit_options configure the choice-continuation "
+                             f"fit; kind={self.kind!r} takes prior_strength")
+
+    @property
+    def refits(self) -> int:
+        """Refits for the interval (``n_refits`` or the kind's default)."""
+        if self.n_refits is not None:
+            return self.n_refits
+        return 10 if self.kind == "count" else 2
+
+    def offered_keys(self) -> set[str]:
+        """Observation keys the simulator gives a policy."""
+        if self.simulator is not None:
+            return set(self.simulator.observation_spaces())
+        return {"clicks", "true_state"} if self.kind == "count" else {"clicks"}
 
     def cannot_run(self, policy, data: LoggedData) -> str:
-        """Why the target cannot act in this simulator (empty: it can)."""
+        """Why the target cannot act in this simulator (empty: it can).
+
+        A policy that declares no ``observation_spaces`` is tried on one logged
+        observation without the keys the simulator does not give (e.g. ``true_state``).
+        """
         needs = observation_spaces_of(policy)
-        if not needs:
-            return ""
-        offered = set(self.simulator.observation_spaces()) if self.simulator is not None \
-            else {"clicks", "true_state"}
-        absent = sorted(set(needs) - offered)
+        if needs:
+            absent = sorted(set(needs) - self.offered_keys())
+        else:
+            absent = sorted(set(data.observation) - self.offered_keys())
+            if absent:
+                seen = {key: torch.as_tensor(values[:1]) for key, values in
+                        data.observation.items() if key not in absent}
+                try:
+                    policy.act(seen)
+                    absent = []
+                except KeyError as error:
+                    absent = [str(error.args[0])] if error.args else absent
         if not absent:
             return ""
-        source = type(self.simulator).__name__ if self.simulator is not None \
-            else "the count simulator fitted on the log"
+        if self.simulator is not None:
+            source, fix = type(self.simulator).__name__, "a simulator of the policy's env"
+        else:
+            source = f"the {self.kind} simulator fitted on the log"
+            fix = "a simulator of the policy's env"
+            if self.kind == "choice-continuation" and set(absent) <= {"true_state"}:
+                fix += (", or SimulatorRollout(kind='count') (conditions on the log's "
+                        "context column: privileged when that is a hidden state)")
         return (f"needs the observation keys {absent} the policy reads, but {source} "
-                f"observes {sorted(offered)}: pass SimulatorRollout(simulator=...) with a "
-                "simulator of the policy's env")
+                f"observes {sorted(self.offered_keys())}: pass SimulatorRollout(simulator=...) "
+                f"with {fix}")
 
-    def fit(self, data: LoggedData, session_weights: dict | None = None) -> CountClickSimulator:
-        """The count-based simulator of ``data`` (optionally reweighted sessions)."""
-        return CountClickSimulator.fit(data.logs, data.num_items,
-                                       context_column=data.context_column,
-                                       history_length=data.history_length,
-                                       prior_strength=self.prior_strength,
-                                       session_weights=session_weights)
+    def fit(self, data: LoggedData, picked: np.ndarray | None = None, seed: int = 0):
+        """The simulator of ``data``, or of the resample of its sessions ``picked`` (indices).
+
+        ``seed`` draws the choice-continuation anchor (one per ensemble member).
+        """
+        if self.kind == "count":
+            weights = None
+            if picked is not None:
+                sessions = np.unique(data.session)
+                counts = np.bincount(picked, minlength=len(sessions))
+                weights = dict(zip(sessions.tolist(), counts.tolist(), strict=True))
+            return CountClickSimulator.fit(data.logs, data.num_items,
+                                           context_column=data.context_column,
+                                           history_length=data.history_length,
+                                           prior_strength=self.prior_strength,
+                                           session_weights=weights)
+        from recgym.simulators.choice_continuation import (
+            ChoiceContinuationConfig,
+            fit_choice_continuation,
+        )
+
+        logs = data.logs if picked is None else pick_sessions(data.logs, picked)
+        return fit_choice_continuation(
+            logs, data.num_items, data.slates.shape[1], history_length=data.history_length,
+            seed=seed, config=ChoiceContinuationConfig(**(self.fit_options or {})))
 
     def run(self, policy, data: LoggedData, *, alpha: float = 0.05, seed: int = 0
             ) -> dict[str, float]:
@@ -460,25 +539,31 @@ class SimulatorRollout:
                                        max_steps=self.max_steps)
         estimate = float(clicks.sum() / max(steps.sum(), 1))
         rng = np.random.default_rng(seed)
-        draws = []
-        if self.simulator is None and self.n_refits >= 2:
-            sessions = np.unique(data.session)
-            for refit in range(self.n_refits):
-                picked = rng.integers(0, len(sessions), len(sessions))
-                counts = np.bincount(picked, minlength=len(sessions))
-                model = self.fit(data, dict(zip(sessions.tolist(), counts.tolist(), strict=True)))
-                c, s = session_totals(model, policy, self.n_sessions,
-                                      seed=seed + (refit + 1) * self.n_sessions,
+        members = [estimate]
+        if self.simulator is None and self.refits >= (2 if self.kind == "count" else 1):
+            num_sessions = len(np.unique(data.session))
+            for refit in range(self.refits):
+                picked = rng.integers(0, num_sessions, num_sessions)
+                c, s = session_totals(self.fit(data, picked, seed=refit + 1), policy,
+                                      self.n_sessions, seed=seed + (refit + 1) * self.n_sessions,
                                       max_steps=self.max_steps)
-                draws.append(c.sum() / max(s.sum(), 1))
-        else:
-            for _ in range(200):
-                picked = rng.integers(0, len(clicks), len(clicks))
-                draws.append(clicks[picked].sum() / max(steps[picked].sum(), 1))
-        low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2]) if draws else (np.nan,) * 2
+                members.append(c.sum() / max(s.sum(), 1))
+        rollout_draws = []
+        for _ in range(200):
+            picked = rng.integers(0, len(clicks), len(clicks))
+            rollout_draws.append(clicks[picked].sum() / max(steps[picked].sum(), 1))
+        if len(members) == 1:
+            low, high = np.quantile(rollout_draws, [alpha / 2, 1 - alpha / 2])
+            std_err = float(np.std(rollout_draws, ddof=1))
+        elif self.kind == "count":
+            low, high = np.quantile(members[1:], [alpha / 2, 1 - alpha / 2])
+            std_err = float(np.std(members[1:], ddof=1))
+        else:  # ensemble: the members' range, widened by one roll-out's noise
+            noise = stats.norm.ppf(1 - alpha / 2) * float(np.std(rollout_draws, ddof=1))
+            low, high = min(members) - noise, max(members) + noise
+            std_err = float(np.std(members, ddof=1))
         return {"estimate": estimate, "ci_low": float(low), "ci_high": float(high),
-                "std_err": float(np.std(draws, ddof=1)) if len(draws) > 1 else float("nan"),
-                "return": float(clicks.mean())}
+                "std_err": std_err, "return": float(clicks.mean())}
 
 
 REFIT_BOOTSTRAP_LIMIT = 20_000_000

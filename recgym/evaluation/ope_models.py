@@ -27,20 +27,7 @@ import torch
 from torch import Tensor
 
 from recgym.core.simulator import Randomness, State, Step
-
-
-def first_occurrence(slates: np.ndarray) -> np.ndarray:
-    """Bool ``(n, k)``: the entry is the first occurrence of its item in the slate."""
-    first = np.ones(slates.shape, bool)
-    if slates.shape[1] < 2 or len(slates) == 0:
-        return first
-    ordered = np.sort(slates, axis=1)
-    repeats = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(1))
-    if len(repeats):  # logs rarely repeat items: only those rows need the slow check
-        some = slates[repeats]
-        for j in range(1, slates.shape[1]):
-            first[repeats, j] = ~(some[:, :j] == some[:, j:j + 1]).any(1)
-    return first
+from recgym.data.slates import first_occurrence
 
 
 def contexts_from_logs(logs: pd.DataFrame, column: str | None) -> tuple[np.ndarray, int]:

@@ -37,17 +37,16 @@ from torch import Tensor
 
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import State, UserSimulator
-from recgym.evaluation.ope_models import CountClickSimulator, ItemClickModel, first_occurrence
+from recgym.data.slates import first_occurrence, logged_slates, outcomes, sorted_logs
+from recgym.evaluation.ope_models import CountClickSimulator, ItemClickModel
 from recgym.fidelity.history import (
     HistoryUsers,
     NoClickEndsUsers,
     continuation_after_click,
     last_clicks,
-    logged_slates,
-    outcomes,
-    sorted_logs,
 )
 from recgym.fidelity.worlds import WorldInfo
+from recgym.simulators import choice_continuation
 from recgym.simulators.irecgan import IRecGANUsers
 from recgym.simulators.synthetic_mdp import SyntheticMDP
 
@@ -282,10 +281,13 @@ def fit_count_privileged(logs: pd.DataFrame, info: WorldInfo, *,
 
 def fit_choice_continuation(logs: pd.DataFrame, info: WorldInfo, **options
                             ) -> UserSimulator:
-    """:func:`recgym.fidelity.latent.fit_choice_continuation` (options passed on)."""
-    from recgym.fidelity.latent import fit_choice_continuation as fit
+    """The choice-continuation users fitted on ``logs``.
 
-    return fit(logs, info, **options)
+    ``options``: fields of :class:`~recgym.simulators.choice_continuation.ChoiceContinuationConfig`.
+    """
+    return choice_continuation.fit_choice_continuation(
+        logs, info.num_items, info.slate_size, history_length=info.history_length,
+        seed=info.seed, config=choice_continuation.ChoiceContinuationConfig(**options))
 
 
 def fit_item_rate(logs: pd.DataFrame, info: WorldInfo, *,

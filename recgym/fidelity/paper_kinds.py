@@ -34,14 +34,8 @@ from torch import Tensor
 
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import State
-from recgym.fidelity.history import (
-    NoClickEndsUsers,
-    continuation_after_click,
-    held_out_sessions,
-    logged_slates,
-    outcomes,
-    sorted_logs,
-)
+from recgym.data.slates import logged_slates, outcomes, sorted_logs
+from recgym.fidelity.history import NoClickEndsUsers, continuation_after_click, held_out_sessions
 from recgym.fidelity.worlds import WorldInfo
 from recgym.simulators.gan_user.fit import GANUserTraining, PageViews, fit_gan_user
 from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel, features_of

@@ -32,6 +32,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recgym.core import Policy, UserSimulator
+from recgym.data.slates import bootstrap_sessions, outcomes
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.fidelity import metrics
 from recgym.fidelity.history import held_out_sessions
@@ -39,7 +40,6 @@ from recgym.fidelity.kinds import (
     KINDS,
     check_logs,
     get_kind,
-    outcomes,
     true_page_view_probabilities,
 )
 from recgym.fidelity.policies import PolicySpec, policy_set, start_click_rates, train_ppo
@@ -462,22 +462,6 @@ def score(simulator, *, world: SyntheticMDP, logs: pd.DataFrame,
 
 
 STATUSES = ("covered", "flagged", "within-tolerance", "confident-error")
-
-
-def bootstrap_sessions(logs: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """A resample of whole sessions with replacement, each copy a session of its own."""
-    codes, _ = pd.factorize(logs["session_id"])
-    order = np.argsort(codes, kind="stable")
-    lengths = np.bincount(codes)
-    starts = np.r_[0, np.cumsum(lengths)[:-1]]
-    picked = np.random.default_rng(seed).integers(0, len(lengths), len(lengths))
-    new_id = np.repeat(np.arange(len(picked)), lengths[picked])
-    offset = np.arange(len(new_id)) - np.repeat(np.cumsum(lengths[picked]) - lengths[picked],
-                                                lengths[picked])
-    rows = order[np.repeat(starts[picked], lengths[picked]) + offset]
-    resample = logs.iloc[rows].copy()
-    resample["session_id"] = new_id
-    return resample.reset_index(drop=True)
 
 
 def ensemble_status(table: pd.DataFrame, member_means: np.ndarray, member_se: np.ndarray,

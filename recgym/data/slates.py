@@ -1,0 +1,67 @@
+"""Reading logged page views: sessions in order, their slates and each page's outcome.
+
+What every model fitted on slate logs needs from the schema's ``session_id``, ``step``,
+``slate`` and ``click`` columns, written once: the off-policy estimators' count models,
+the choice-continuation simulator and the fidelity instrument's kinds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def first_occurrence(slates: np.ndarray) -> np.ndarray:
+    """Bool ``(n, k)``: the entry is the first occurrence of its item in the slate."""
+    first = np.ones(slates.shape, bool)
+    if slates.shape[1] < 2 or len(slates) == 0:
+        return first
+    ordered = np.sort(slates, axis=1)
+    repeats = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(1))
+    if len(repeats):  # logs rarely repeat items: only those rows need the slow check
+        some = slates[repeats]
+        for j in range(1, slates.shape[1]):
+            first[repeats, j] = ~(some[:, :j] == some[:, j:j + 1]).any(1)
+    return first
+
+
+def sorted_logs(logs: pd.DataFrame) -> pd.DataFrame:
+    """``logs`` ordered by ``session_id``, ``step`` (page views of a session in order)."""
+    return logs.sort_values(["session_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def logged_slates(logs: pd.DataFrame) -> np.ndarray:
+    """int64 ``(N, k)``: the slate of each page view."""
+    return np.stack(logs["slate"].to_numpy()).astype(np.int64)
+
+
+def outcomes(logs: pd.DataFrame) -> np.ndarray:
+    """Each page view's outcome: the clicked slate position, ``k`` for no click, int ``(N,)``."""
+    slates, click = logged_slates(logs), logs["click"].to_numpy(np.int64)
+    hit = (slates == click[:, None]) & first_occurrence(slates)
+    return np.where(click >= 0, hit.argmax(1), slates.shape[1])
+
+
+def pick_sessions(logs: pd.DataFrame, picked: np.ndarray) -> pd.DataFrame:
+    """The sessions ``picked`` (indices in order of first appearance), each copy a new session.
+
+    Copies get ids ``0 .. len(picked) - 1`` in the order picked; a bootstrap resample of
+    whole sessions is ``picked`` drawn with replacement (:func:`bootstrap_sessions`).
+    """
+    codes, _ = pd.factorize(logs["session_id"])
+    order = np.argsort(codes, kind="stable")
+    lengths = np.bincount(codes)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    new_id = np.repeat(np.arange(len(picked)), lengths[picked])
+    offset = np.arange(len(new_id)) - np.repeat(np.cumsum(lengths[picked]) - lengths[picked],
+                                                lengths[picked])
+    rows = order[np.repeat(starts[picked], lengths[picked]) + offset]
+    resample = logs.iloc[rows].copy()
+    resample["session_id"] = new_id
+    return resample.reset_index(drop=True)
+
+
+def bootstrap_sessions(logs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """A resample of whole sessions with replacement, each copy a session of its own."""
+    count = logs["session_id"].nunique()
+    return pick_sessions(logs, np.random.default_rng(seed).integers(0, count, count))
