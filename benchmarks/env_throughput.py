@@ -4,8 +4,16 @@ All paths run in this process, interleaved, several times; the table reports med
 the median of the per-repeat ratios, since shared machines are noisy. Actions are drawn
 before timing. A long run at the largest N records resident memory to show it stays flat.
 
+``--contention`` adds a table measured with and without a CPU-bound neighbour: a second
+process, started by this script, that runs a PPO-style update loop (an MLP's forward,
+backward and Adam step) on ``--neighbour-threads`` torch threads. It is paused
+(``SIGSTOP``) while the quiet columns run and resumed for the contended ones, so quiet and
+contended runs interleave in one process like the other paths; the ratio is contended
+(recgym's default threads) over quiet (one thread), issue 19's target being at least 0.5.
+
     python benchmarks/env_throughput.py --env SyntheticMDP-v0 [--quick]
     python benchmarks/env_throughput.py --env RecSimu-v0 --sizes 1 64 1024
+    python benchmarks/env_throughput.py --env GANUserModel-v0 --sizes 1024 --quick --contention
     python benchmarks/env_throughput.py --env IRecGAN-v0 --sizes 1 64 1024 \
         --env-kwarg checkpoint=runs/irecgan-512.pt \
         --out benchmarks/results/env_throughput_irecgan_v0_hidden512.md
@@ -14,16 +22,24 @@ before timing. A long run at the largest N records resident memory to show it st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import gymnasium as gym
+import torch
 from reporting import machine_description
 
 import recgym  # noqa: F401  (registers the envs)
+from recgym.core.threads import NUM_THREADS_VARIABLE, resolve_num_threads
 from recgym.data import atomic_write
+
+CONTENTION_TARGET = 0.5  # issue 19: contended (default threads) / quiet (one thread)
 
 
 def resident_mib() -> float:
@@ -68,6 +84,117 @@ def measure(env_id: str, num_envs: int, repeats: int, seconds: float,
             "spread": (max(fast) - min(fast)) / 2 / statistics.median(fast)}
 
 
+def run_neighbour(threads: int) -> None:
+    """The CPU-bound neighbour of ``--contention``: PPO-style updates until it is killed.
+
+    A 512-256-256-64 tanh MLP, a fixed batch of 512 observations, forward, backward and an
+    Adam step, on ``threads`` torch threads: the work an agent's update puts on the cores.
+    """
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(512, 256), torch.nn.Tanh(),
+                                  torch.nn.Linear(256, 256), torch.nn.Tanh(),
+                                  torch.nn.Linear(256, 64))
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
+    batch = torch.randn(512, 512, generator=generator)
+    print("ready", flush=True)
+    while True:
+        loss = network(batch).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+class Neighbour:
+    """A second process running :func:`run_neighbour`, paused except inside :meth:`running`."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--run-neighbour", str(threads)],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        if self.process.stdout.readline().strip() != "ready":
+            self.close()
+            raise RuntimeError("the neighbour process did not start (see its stderr above)")
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    @contextlib.contextmanager
+    def running(self, warm_up: float = 0.2):
+        """Resume the neighbour for the body (after ``warm_up`` seconds), then pause it again."""
+        os.kill(self.process.pid, signal.SIGCONT)
+        try:
+            time.sleep(warm_up)
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def close(self) -> None:
+        """Stop the neighbour for good."""
+        self.process.kill()
+        self.process.wait()
+
+
+def measure_contention(env_id: str, num_envs: int, repeats: int, seconds: float,
+                       kwargs: dict[str, str], neighbour: Neighbour,
+                       crowded_threads: int) -> dict[str, float]:
+    """Eager vector env alone and next to ``neighbour``: medians and the contention ratio.
+
+    Three envs: recgym's default threads, one thread, and ``crowded_threads`` (torch's own
+    default, one per core: what the env used before recgym set its threads).
+    """
+    def make(**extra):
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                            **extra, **kwargs)
+
+    default, single, crowded = make(), make(num_threads=1), make(num_threads=crowded_threads)
+    default.action_space.seed(0)
+    actions = [default.action_space.sample() for _ in range(16)]
+    rates: dict[str, list[float]] = {key: [] for key in
+                                     ("quiet_one", "quiet_default", "contended_default",
+                                      "contended_crowded")}
+    for _ in range(repeats):
+        rates["quiet_one"].append(steps_per_second(single, actions, seconds, min_steps=5))
+        rates["quiet_default"].append(steps_per_second(default, actions, seconds, min_steps=5))
+        with neighbour.running():
+            rates["contended_default"].append(steps_per_second(default, actions, seconds,
+                                                               min_steps=5))
+            rates["contended_crowded"].append(steps_per_second(crowded, actions, seconds,
+                                                               min_steps=5))
+    result = {key: statistics.median(values) for key, values in rates.items()}
+    result["ratio"] = statistics.median(
+        [c / q for c, q in zip(rates["contended_default"], rates["quiet_one"], strict=True)])
+    return result
+
+
+def contention_lines(rows: list[tuple[int, dict[str, float]]], default_threads: int,
+                     crowded_threads: int, neighbour_threads: int, repeats: int) -> list[str]:
+    """The Markdown section of the ``--contention`` table."""
+    source = (f"`{NUM_THREADS_VARIABLE}`" if os.environ.get(NUM_THREADS_VARIABLE, "").strip()
+              else "no `num_threads` argument, no `RECGYM_NUM_THREADS`")
+    lines = [
+        "", "## Under contention", "",
+        f"Eager vector env, user-steps per second, median of {repeats} interleaved repeats. "
+        f"Contended: while a second process started by the benchmark runs a PPO-style "
+        f"update loop (a 512-256-256-64 tanh MLP on a batch of 512, forward, backward and "
+        f"Adam, {neighbour_threads} torch thread(s)); quiet: the same process paused. "
+        f"Default: recgym's thread policy as a user gets it ({source}: {default_threads} "
+        f"thread(s) per step); {crowded_threads} threads: torch's own default here, what "
+        f"the env used before the policy. Ratio: median of per-repeat contended default / "
+        f"quiet 1 thread; issue 19's target is at least {CONTENTION_TARGET}.",
+        "",
+        f"| N | quiet, 1 thread | quiet, default ({default_threads}) | contended, default | "
+        f"contended, {crowded_threads} threads | contended default / quiet 1 thread | "
+        f"target >= {CONTENTION_TARGET} |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for num_envs, result in rows:
+        met = "met" if result["ratio"] >= CONTENTION_TARGET else "not met"
+        lines.append(f"| {num_envs:,} | {result['quiet_one']:,.0f} | "
+                     f"{result['quiet_default']:,.0f} | {result['contended_default']:,.0f} | "
+                     f"{result['contended_crowded']:,.0f} | {result['ratio']:.2f} | {met} |")
+    return lines
+
+
 def memory_trace(env_id: str, num_envs: int, steps: int,
                  kwargs: dict[str, str]) -> list[tuple[int, float]]:
     """Resident memory every ``steps // 5`` steps of a long vector-env run."""
@@ -94,7 +221,18 @@ def main() -> None:
                         help="constructor argument of the env (a string), repeatable")
     parser.add_argument("--out", help="results file (default benchmarks/results/"
                                       "env_throughput_<env>.md)")
+    parser.add_argument("--contention", action="store_true",
+                        help="add a table measured with and without a CPU-bound neighbour")
+    parser.add_argument("--neighbour-threads", type=int, default=1,
+                        help="torch threads of the neighbour process (default 1)")
+    parser.add_argument("--run-neighbour", type=int, metavar="THREADS",
+                        help="be the neighbour process that --contention starts (internal)")
     args = parser.parse_args()
+    if args.run_neighbour is not None:
+        run_neighbour(args.run_neighbour)
+        return
+    if args.neighbour_threads < 1:
+        parser.error(f"--neighbour-threads must be >= 1, got {args.neighbour_threads}")
     kwargs = dict(pair.split("=", 1) for pair in args.env_kwarg)
     out = Path(args.out or "benchmarks/results/env_throughput_"
                            f"{args.env.lower().replace('-', '_')}.md")
@@ -106,13 +244,31 @@ def main() -> None:
         print(f"N={num_envs:>6}: vector {result['vector']:>12,.0f}/s  compiled "
               f"{result['compiled']:>12,.0f}/s  sync {result['sync']:>9,.0f}/s  ratio "
               f"{result['ratio']:>7.1f}x / {result['ratio_compiled']:>7.1f}x", flush=True)
+    contended = []
+    default_threads, crowded_threads = resolve_num_threads(), os.cpu_count() or 1
+    if args.contention:
+        neighbour = Neighbour(args.neighbour_threads)
+        try:
+            for num_envs in args.sizes:
+                result = measure_contention(args.env, num_envs, repeats, seconds, kwargs,
+                                            neighbour, crowded_threads)
+                contended.append((num_envs, result))
+                print(f"N={num_envs:>6}: quiet 1 thread {result['quiet_one']:>12,.0f}/s  "
+                      f"contended default {result['contended_default']:>12,.0f}/s  "
+                      f"{crowded_threads} threads {result['contended_crowded']:>12,.0f}/s  "
+                      f"ratio {result['ratio']:.2f}", flush=True)
+        finally:
+            neighbour.close()
     largest = max(args.sizes)
     trace = memory_trace(args.env, largest, 2_000 if args.quick else 20_000, kwargs)
     print("RSS MiB over the long run:", [f"{mib:.0f}" for _, mib in trace])
 
     command = (f"python benchmarks/env_throughput.py --env {args.env} --sizes "
                + " ".join(map(str, args.sizes)) + (" --quick" if args.quick else "")
-               + "".join(f" --env-kwarg {pair}" for pair in args.env_kwarg))
+               + "".join(f" --env-kwarg {pair}" for pair in args.env_kwarg)
+               + (" --contention" if args.contention else "")
+               + (f" --neighbour-threads {args.neighbour_threads}"
+                  if args.contention and args.neighbour_threads != 1 else ""))
     lines = [
         f"# {args.env} throughput",
         "",
@@ -124,7 +280,8 @@ def main() -> None:
         "autoreset), eager by default; compiled: the same with `compile=True` (each step "
         "fused by `torch.compile`, compilation excluded). Sync: Gymnasium's `SyncVectorEnv` "
         "over `gym.make` single envs. Spread: half the range of the eager repeats over their "
-        "median.",
+        f"median. Every path steps with recgym's default of {default_threads} torch "
+        "thread(s) (see docs/scaling.md, Thread policy).",
         "",
         "| N | vector, eager | vector, compiled | SyncVectorEnv | eager / sync | "
         "compiled / sync | spread |",
@@ -136,6 +293,9 @@ def main() -> None:
                      f"{result['ratio_compiled']:,.1f}x | ±{100 * result['spread']:.0f}% |")
     lines += ["", f"Resident memory (MiB) over {trace[-1][0]:,} steps at N = {largest:,}: " +
               ", ".join(f"step {step:,}: {mib:.0f}" for step, mib in trace) + "."]
+    if contended:
+        lines += contention_lines(contended, default_threads, crowded_threads,
+                                  args.neighbour_threads, repeats)
     with atomic_write(out) as temporary:
         temporary.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")

@@ -8,6 +8,11 @@ building its workers would hang inside the first env step. recgym therefore give
 forked child one torch thread, as torch's own ``DataLoader`` does for its workers: one env
 per worker process is a batch of one, which runs fastest on one thread anyway. A child that
 wants more calls ``torch.set_num_threads`` itself after the fork.
+
+This is one part of recgym's thread policy; the other, the threads of each simulation
+step (one by default, the caller's restored afterwards), lives beside the step in
+:mod:`recgym.core.threads`, since the core may not import this root module. The whole
+policy (envs, fits, RLlib runners, torchrun ranks) is in docs/scaling.md, "Thread policy".
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ``benchmarks/training_throughput.py`` (SB3 PPO on the batched path against ``make_vec_env``)
 and ``benchmarks/fit_speed.py`` (a Mult-VAE epoch against plain torch; where the simulator
-fits spend their epochs) each run once with ``--quick`` into a temporary results file.
+fits spend their epochs) each run once with ``--quick`` into a temporary results file, and
+``benchmarks/env_throughput.py --contention`` (with and without a CPU-bound neighbour) at N = 8.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,40 @@ def test_timer_counts_a_nested_timed_call_once():
     assert set(timer.seconds) == {"outer", "inner"}
     assert timer.seconds["outer"] > 0 and timer.seconds["inner"] > 0
     assert not timer.active
+
+
+def test_env_throughput_contention_writes_the_quiet_and_contended_columns(tmp_path):
+    out = tmp_path / "env_throughput.md"
+    _run("env_throughput.py", "--env", "SyntheticMDP-v0", "--sizes", "8", "--quick",
+         "--contention", "--out", str(out))
+    text = out.read_text()
+    assert "--sizes 8 --quick --contention` (" in text
+    assert "PPO-style update loop" in text and "1 torch thread(s)" in text
+    rows = _table(text, "| N | quiet, 1 thread")
+    assert [row["N"] for row in rows] == ["8"]
+    row = rows[0]
+    rates = [_number(row[key]) for key in ("quiet, 1 thread", "quiet, default (1)",
+                                           "contended, default")]
+    assert all(rate > 0 for rate in rates)
+    ratio = _number(row["contended default / quiet 1 thread"])
+    assert ratio > 0
+    assert row["target >= 0.5"] == ("met" if ratio >= 0.5 else "not met")
+
+
+def test_contention_neighbour_runs_only_when_asked_and_stops():
+    neighbour = _benchmark("env_throughput").Neighbour(threads=1)
+    try:
+        def cpu_seconds() -> float:
+            fields = Path(f"/proc/{neighbour.process.pid}/stat").read_text().rsplit(")", 1)[1]
+            ticks = sum(int(value) for value in fields.split()[11:13])  # utime, stime
+            return ticks / os.sysconf("SC_CLK_TCK")
+
+        paused = cpu_seconds()
+        time.sleep(0.3)
+        assert cpu_seconds() - paused < 0.05  # stopped between measurements
+        with neighbour.running(warm_up=0.5):
+            pass
+        assert cpu_seconds() - paused > 0.1  # it ran while asked
+    finally:
+        neighbour.close()
+    assert neighbour.process.poll() is not None

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from recgym.core.random import UserRandom
 from recgym.core.simulator import State, UserSimulator
+from recgym.core.threads import own_threads, resolve_num_threads
 
 
 def merge_states(mask: Tensor, new: State, old: State) -> State:
@@ -100,11 +101,15 @@ class SimulationBatch:
         compile: fuse each step (simulator step and autoreset merge) with
             ``torch.compile``. Same results as eager, about twice the throughput for
             large batches, at the price of a compilation (~10 s) on the first steps.
+        num_threads: torch intra-op threads of each reset, step and observation (the
+            caller's own setting is restored after each); None: the environment variable
+            ``RECGYM_NUM_THREADS``, else 1 (see :mod:`recgym.core.threads`).
     """
 
     def __init__(self, simulator: UserSimulator, num_users: int, *,
                  max_episode_steps: int | None = None,
-                 device: torch.device | str = "cpu", compile: bool = False) -> None:
+                 device: torch.device | str = "cpu", compile: bool = False,
+                 num_threads: int | None = None) -> None:
         if num_users < 1:
             raise ValueError(f"num_users must be >= 1, got {num_users}")
         if max_episode_steps is not None and max_episode_steps < 1:
@@ -113,6 +118,7 @@ class SimulationBatch:
         self.num_users = num_users
         self.max_episode_steps = max_episode_steps
         self.device = torch.device(device)
+        self.num_threads = resolve_num_threads(num_threads)
         self.rng = UserRandom.from_seeds(range(num_users), device=self.device)
         self.state: State = simulator.reset(num_users, self.rng)
         self.elapsed = torch.zeros(num_users, dtype=torch.int64, device=self.device)
@@ -138,6 +144,7 @@ class SimulationBatch:
         seeds = torch.as_tensor(seeds, dtype=torch.int64, device=self.device)
         self.rng.reseed(seeds, mask)
 
+    @own_threads
     def reset(self, mask: Tensor | None = None) -> None:
         """Begin new sessions for the users in ``mask`` (all if None)."""
         if mask is None:
@@ -149,6 +156,7 @@ class SimulationBatch:
         self.state = merge_states(mask, fresh, self.state)
         self.elapsed = self.elapsed.masked_fill(mask, 0)
 
+    @own_threads
     def observe(self) -> dict[str, Tensor]:
         """The simulator's observation of every user."""
         return self.simulator.observe(self.state)
@@ -169,6 +177,7 @@ class SimulationBatch:
                 out.terminated & stepping,
                 out.info)
 
+    @own_threads
     def step(self, slate: Tensor, restarting: Tensor | None = None):
         """Show every user a slate; users in ``restarting`` start a new session instead.
 

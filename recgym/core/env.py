@@ -24,6 +24,7 @@ from torch import Tensor
 from recgym.core import validation
 from recgym.core.batch import SimulationBatch, as_slate_tensor
 from recgym.core.simulator import UserSimulator
+from recgym.core.threads import own_threads
 
 _MAX_SEED = 2**63 - 1
 
@@ -164,6 +165,9 @@ class RecEnv(gym.Env):
         observation_keys: which of the simulator's observation keys the agent sees.
         single_item: act with one item id (``Discrete``) instead of a slate of one.
         device: where the simulation runs.
+        num_threads: torch intra-op threads of the simulation (None: the variable
+            ``RECGYM_NUM_THREADS``, else 1; see :mod:`recgym.core.threads`). The caller's
+            own setting is restored after every call.
         render_mode: ``"ansi"``: :meth:`render` returns a short text of the last slate,
             the click, the user's recent history and the true state where there is one;
             any other mode renders nothing (Gymnasium's ``make`` warns about it, and
@@ -177,7 +181,7 @@ class RecEnv(gym.Env):
 
     def __init__(self, simulator: UserSimulator, *, observation_keys: Sequence[str],
                  single_item: bool = False, device: torch.device | str = "cpu",
-                 render_mode: str | None = None) -> None:
+                 num_threads: int | None = None, render_mode: str | None = None) -> None:
         self.simulator = simulator
         self.observation_keys = tuple(observation_keys)
         self.single_item = validation.flag("single_item", single_item)
@@ -186,7 +190,8 @@ class RecEnv(gym.Env):
         self.observation_space = observation_space_for(simulator, self.observation_keys)
         self.action_space = slate_action_space(simulator, single_item)
         self._num_candidates = num_candidates(simulator)
-        self.batch = SimulationBatch(simulator, 1, device=validation.device(device))
+        self.batch = SimulationBatch(simulator, 1, device=validation.device(device),
+                                     num_threads=num_threads)
         self._seeded = False
         self._needs_reset = True
 
@@ -244,6 +249,9 @@ class RecVectorEnv(VectorEnv):
         device: where the simulation runs.
         compile: fuse each step with ``torch.compile`` (see
             :class:`~recgym.core.batch.SimulationBatch`); same results, faster at scale.
+        num_threads: torch intra-op threads of each reset and step (None: the variable
+            ``RECGYM_NUM_THREADS``, else 1; see :mod:`recgym.core.threads`). The caller's
+            own setting is restored after every call, so an agent keeps its threads.
         render_mode: ``"ansi"``: :meth:`render` returns one short text per user (last
             slate, click, recent history, true state where there is one).
 
@@ -258,7 +266,8 @@ class RecVectorEnv(VectorEnv):
     def __init__(self, simulator: UserSimulator, num_envs: int, *,
                  observation_keys: Sequence[str], single_item: bool = False,
                  max_episode_steps: int | None = None, device: torch.device | str = "cpu",
-                 compile: bool = False, render_mode: str | None = None) -> None:
+                 compile: bool = False, num_threads: int | None = None,
+                 render_mode: str | None = None) -> None:
         self.simulator = simulator
         self.num_envs = validation.integer("num_envs", num_envs, minimum=1)
         self.observation_keys = tuple(observation_keys)
@@ -275,11 +284,18 @@ class RecVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.batch = SimulationBatch(simulator, num_envs, max_episode_steps=max_episode_steps,
                                      device=validation.device(device),
-                                     compile=validation.flag("compile", compile))
+                                     compile=validation.flag("compile", compile),
+                                     num_threads=num_threads)
         self._autoreset = torch.zeros(num_envs, dtype=torch.bool, device=self.batch.device)
         self._seeded = False
         self._started = False
 
+    @property
+    def num_threads(self) -> int:
+        """Torch intra-op threads of each reset and step (the caller's are restored after)."""
+        return self.batch.num_threads
+
+    @own_threads
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None):
         """Start new sessions; ``seed=s`` seeds user ``i`` with ``s + i``.
@@ -316,6 +332,7 @@ class RecVectorEnv(VectorEnv):
             torch.zeros_like(self._autoreset)
         return self.observe(), {}
 
+    @own_threads
     def step(self, actions):
         """Show every user a slate: ``actions`` is an int array of shape ``(N, k)``."""
         if not self._started:
@@ -370,10 +387,12 @@ class FamilyEnv(RecEnv):
     build_simulator: Callable[..., EnvSetup]
 
     def __init__(self, *args: Any, device: torch.device | str = "cpu",
-                 render_mode: str | None = None, **kwargs: Any) -> None:
+                 num_threads: int | None = None, render_mode: str | None = None,
+                 **kwargs: Any) -> None:
         setup = self.build_simulator(*args, device=validation.device(device), **kwargs)
         super().__init__(setup.simulator, observation_keys=setup.observation_keys,
-                         single_item=setup.single_item, device=device, render_mode=render_mode)
+                         single_item=setup.single_item, device=device,
+                         num_threads=num_threads, render_mode=render_mode)
 
 
 class FamilyVectorEnv(RecVectorEnv):
@@ -381,16 +400,19 @@ class FamilyVectorEnv(RecVectorEnv):
 
     ``num_envs`` comes first; ``max_episode_steps`` truncates sessions (``gym.make_vec``
     passes the registered limit; None, the default when the class is built directly, never
-    truncates); ``compile`` fuses each step with ``torch.compile``.
+    truncates); ``compile`` fuses each step with ``torch.compile``; ``num_threads`` sets the
+    torch threads of each step (see :mod:`recgym.core.threads`).
     """
 
     build_simulator: Callable[..., EnvSetup]
 
     def __init__(self, num_envs: int = 1, *args: Any, max_episode_steps: int | None = None,
                  device: torch.device | str = "cpu", compile: bool = False,
-                 render_mode: str | None = None, **kwargs: Any) -> None:
+                 num_threads: int | None = None, render_mode: str | None = None,
+                 **kwargs: Any) -> None:
         num_envs = validation.integer("num_envs", num_envs, minimum=1)
         setup = self.build_simulator(*args, device=validation.device(device), **kwargs)
         super().__init__(setup.simulator, num_envs, observation_keys=setup.observation_keys,
                          single_item=setup.single_item, max_episode_steps=max_episode_steps,
-                         device=device, compile=compile, render_mode=render_mode)
+                         device=device, compile=compile, num_threads=num_threads,
+                         render_mode=render_mode)

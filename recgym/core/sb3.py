@@ -21,6 +21,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from recgym.core.batch import as_slate_tensor
 from recgym.core.env import RecVectorEnv, num_candidates, to_numpy_observation
+from recgym.core.threads import own_threads
 from recgym.core.wrappers import scores_to_slate
 
 
@@ -49,6 +50,12 @@ class SB3VecEnv(VecEnv):
         self._actions = None
         self._seed: int | None = None
 
+    @property
+    def num_threads(self) -> int:
+        """Torch intra-op threads of each step (the agent's own are restored after)."""
+        return self.batch.num_threads
+
+    @own_threads
     def reset(self):
         """Start a session for every user; seeds from ``seed()`` apply here."""
         seed, self._seed = self._seed, None
@@ -59,6 +66,7 @@ class SB3VecEnv(VecEnv):
         """Remember the slates (or scores) for ``step_wait``."""
         self._actions = actions
 
+    @own_threads
     def step_wait(self):
         """Step every user; ended sessions restart at once (SB3 convention)."""
         simulator = self.rec_env.simulator
