@@ -54,3 +54,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_world():
+    """A 3-state, 8-item synthetic world with slates of 2: simulators fit on it in seconds."""
+    from recgym.simulators.synthetic_mdp import SyntheticMDP
+
+    return SyntheticMDP(3, 8, 2)
+
+
+@pytest.fixture(scope="module")
+def tiny_logs(tiny_world):
+    """300 random-policy sessions of ``tiny_world``."""
+    from recgym.fidelity import make_logs
+
+    return make_logs(tiny_world, "random", 300)

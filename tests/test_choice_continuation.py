@@ -20,16 +20,6 @@ from recgym.simulators.choice_continuation.model import LoggedSessions, continue
 from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
 
 
-@pytest.fixture(scope="module")
-def tiny_world() -> SyntheticMDP:
-    return SyntheticMDP(3, 8, 2)
-
-
-@pytest.fixture(scope="module")
-def tiny_logs(tiny_world) -> pd.DataFrame:
-    return make_logs(tiny_world, "random", 300)
-
-
 def fit(logs: pd.DataFrame, world: SyntheticMDP, seed: int = 0, **options
         ) -> ChoiceContinuationUsers:
     """The simulator fitted on ``logs`` of ``world`` with config ``options``."""

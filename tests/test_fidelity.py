@@ -38,16 +38,6 @@ TINY_OPTIONS = {"irecgan": {"epochs": 1, "hidden_size": 16, "embedding_dim": 8,
 
 
 @pytest.fixture(scope="module")
-def tiny_world() -> SyntheticMDP:
-    return SyntheticMDP(3, 8, 2)
-
-
-@pytest.fixture(scope="module")
-def tiny_logs(tiny_world) -> pd.DataFrame:
-    return make_logs(tiny_world, "random", 300)
-
-
-@pytest.fixture(scope="module")
 def fitted(tiny_world, tiny_logs) -> dict:
     info = world_info(tiny_world)
     return {name: get_kind(name, **TINY_OPTIONS.get(name, {}))(tiny_logs, info)
