@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from recgym.core.batch import SimulationBatch
 from recgym.core.sb3 import SB3VecEnv
 from recgym.core.threads import NUM_THREADS_VARIABLE, resolve_num_threads
 
@@ -85,6 +86,16 @@ def test_single_env_and_sb3_adapter_step_on_their_threads(caller_threads):
     assert torch.get_num_threads() == caller_threads
     assert seen and all(threads == 1 for _, threads in seen), seen
     assert seen_vec and all(threads == 2 for _, threads in seen_vec), seen_vec
+
+
+@pytest.mark.usefixtures("no_variable")
+def test_the_first_sessions_are_drawn_on_the_batchs_threads(caller_threads):
+    simulator = vector_env().unwrapped.simulator
+    seen = record_threads(simulator)
+    batch = SimulationBatch(simulator, 8, num_threads=2)
+    assert seen == [("reset", 2)]
+    assert torch.get_num_threads() == caller_threads
+    assert batch.state["state"].shape[0] == 8
 
 
 @pytest.mark.usefixtures("no_variable")

@@ -120,8 +120,9 @@ class SimulationBatch:
         self.device = torch.device(device)
         self.num_threads = resolve_num_threads(num_threads)
         self.rng = UserRandom.from_seeds(range(num_users), device=self.device)
-        self.state: State = simulator.reset(num_users, self.rng)
         self.elapsed = torch.zeros(num_users, dtype=torch.int64, device=self.device)
+        self.state: State = {}
+        self.reset()  # the first sessions, on the batch's own threads like every later one
         self.compile = compile
         self._set_advance()
 
