@@ -134,13 +134,24 @@ class Neighbour:
         self.process.wait()
 
 
+def python_loop_rate(seconds: float) -> float:
+    """Iterations per second of a plain Python loop: the share of a core this process gets."""
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(10_000):
+            count += 1
+    return count / (time.perf_counter() - started)
+
+
 def measure_contention(env_id: str, num_envs: int, repeats: int, seconds: float,
                        kwargs: dict[str, str], neighbour: Neighbour,
                        crowded_threads: int) -> dict[str, float]:
     """Eager vector env alone and next to ``neighbour``: medians and the contention ratio.
 
     Three envs: recgym's default threads, one thread, and ``crowded_threads`` (torch's own
-    default, one per core: what the env used before recgym set its threads).
+    default, one per core: what the env used before recgym set its threads). A plain
+    Python loop runs in both conditions as a control: its ratio is the share of the CPU
+    the neighbour leaves any code here (about 1 on a machine with a free core).
     """
     def make(**extra):
         return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
@@ -151,26 +162,34 @@ def measure_contention(env_id: str, num_envs: int, repeats: int, seconds: float,
     actions = [default.action_space.sample() for _ in range(16)]
     rates: dict[str, list[float]] = {key: [] for key in
                                      ("quiet_one", "quiet_default", "contended_default",
-                                      "contended_crowded")}
+                                      "contended_crowded", "quiet_loop", "contended_loop")}
     for _ in range(repeats):
         rates["quiet_one"].append(steps_per_second(single, actions, seconds, min_steps=5))
         rates["quiet_default"].append(steps_per_second(default, actions, seconds, min_steps=5))
+        rates["quiet_loop"].append(python_loop_rate(seconds / 2))
         with neighbour.running():
             rates["contended_default"].append(steps_per_second(default, actions, seconds,
                                                                min_steps=5))
             rates["contended_crowded"].append(steps_per_second(crowded, actions, seconds,
                                                                min_steps=5))
+            rates["contended_loop"].append(python_loop_rate(seconds / 2))
+
+    def ratio(contended: str, quiet: str) -> float:
+        return statistics.median([c / q for c, q in zip(rates[contended], rates[quiet],
+                                                        strict=True)])
+
     result = {key: statistics.median(values) for key, values in rates.items()}
-    result["ratio"] = statistics.median(
-        [c / q for c, q in zip(rates["contended_default"], rates["quiet_one"], strict=True)])
+    result["ratio"] = ratio("contended_default", "quiet_one")
+    result["loop_ratio"] = ratio("contended_loop", "quiet_loop")
     return result
 
 
 def contention_lines(rows: list[tuple[int, dict[str, float]]], default_threads: int,
                      crowded_threads: int, neighbour_threads: int, repeats: int) -> list[str]:
     """The Markdown section of the ``--contention`` table."""
-    source = (f"`{NUM_THREADS_VARIABLE}`" if os.environ.get(NUM_THREADS_VARIABLE, "").strip()
-              else "no `num_threads` argument, no `RECGYM_NUM_THREADS`")
+    variable = os.environ.get(NUM_THREADS_VARIABLE, "").strip()
+    source = (f"`{NUM_THREADS_VARIABLE}={variable}`" if variable
+              else f"no `num_threads` argument, no `{NUM_THREADS_VARIABLE}`")
     lines = [
         "", "## Under contention", "",
         f"Eager vector env, user-steps per second, median of {repeats} interleaved repeats. "
@@ -180,18 +199,22 @@ def contention_lines(rows: list[tuple[int, dict[str, float]]], default_threads: 
         f"Default: recgym's thread policy as a user gets it ({source}: {default_threads} "
         f"thread(s) per step); {crowded_threads} threads: torch's own default here, what "
         f"the env used before the policy. Ratio: median of per-repeat contended default / "
-        f"quiet 1 thread; issue 19's target is at least {CONTENTION_TARGET}.",
+        f"quiet 1 thread; issue 19's target is at least {CONTENTION_TARGET}. Control: the "
+        f"same ratio for a plain Python loop, the share of a core the neighbour leaves any "
+        f"code in this process (about 1 when the machine has a free core for it; lower "
+        f"means other jobs were running too).",
         "",
         f"| N | quiet, 1 thread | quiet, default ({default_threads}) | contended, default | "
         f"contended, {crowded_threads} threads | contended default / quiet 1 thread | "
-        f"target >= {CONTENTION_TARGET} |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        f"target >= {CONTENTION_TARGET} | control: Python loop |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for num_envs, result in rows:
         met = "met" if result["ratio"] >= CONTENTION_TARGET else "not met"
         lines.append(f"| {num_envs:,} | {result['quiet_one']:,.0f} | "
                      f"{result['quiet_default']:,.0f} | {result['contended_default']:,.0f} | "
-                     f"{result['contended_crowded']:,.0f} | {result['ratio']:.2f} | {met} |")
+                     f"{result['contended_crowded']:,.0f} | {result['ratio']:.3f} | {met} | "
+                     f"{result['loop_ratio']:.2f} |")
     return lines
 
 
@@ -256,7 +279,8 @@ def main() -> None:
                 print(f"N={num_envs:>6}: quiet 1 thread {result['quiet_one']:>12,.0f}/s  "
                       f"contended default {result['contended_default']:>12,.0f}/s  "
                       f"{crowded_threads} threads {result['contended_crowded']:>12,.0f}/s  "
-                      f"ratio {result['ratio']:.2f}", flush=True)
+                      f"ratio {result['ratio']:.2f} (Python loop {result['loop_ratio']:.2f})",
+                      flush=True)
         finally:
             neighbour.close()
     largest = max(args.sizes)

@@ -125,6 +125,7 @@ def test_env_throughput_contention_writes_the_quiet_and_contended_columns(tmp_pa
     ratio = _number(row["contended default / quiet 1 thread"])
     assert ratio > 0
     assert row["target >= 0.5"] == ("met" if ratio >= 0.5 else "not met")
+    assert _number(row["control: Python loop"]) > 0
 
 
 def test_contention_neighbour_runs_only_when_asked_and_stops():
