@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import signal
 import statistics
@@ -40,6 +41,7 @@ from recgym.core.threads import NUM_THREADS_VARIABLE, resolve_num_threads
 from recgym.data import atomic_write
 
 CONTENTION_TARGET = 0.5  # issue 19: contended (default threads) / quiet (one thread)
+_PR_SET_PDEATHSIG = 1  # prctl option: a signal for this process when its parent dies
 
 
 def resident_mib() -> float:
@@ -89,7 +91,13 @@ def run_neighbour(threads: int) -> None:
 
     A 512-256-256-64 tanh MLP, a fixed batch of 512 observations, forward, backward and an
     Adam step, on ``threads`` torch threads: the work an agent's update puts on the cores.
+    It never outlives the benchmark that started it, even one killed while the neighbour
+    was paused: on Linux the kernel kills it with its parent (``PR_SET_PDEATHSIG``), and
+    elsewhere the loop ends when its parent changes.
     """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)
     network = torch.nn.Sequential(torch.nn.Linear(512, 256), torch.nn.Tanh(),
@@ -98,7 +106,7 @@ def run_neighbour(threads: int) -> None:
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
     batch = torch.randn(512, 512, generator=generator)
     print("ready", flush=True)
-    while True:
+    while os.getppid() == parent:
         loss = network(batch).square().mean()
         optimizer.zero_grad()
         loss.backward()
