@@ -49,9 +49,9 @@ def record_threads(simulator) -> list[tuple[str, int]]:
     return seen
 
 
-def vector_env(num_envs: int = 4, **kwargs):
-    return gym.make_vec("SyntheticMDP-v0", num_envs=num_envs,
-                        vectorization_mode="vector_entry_point", **kwargs)
+def vector_env(num_envs: int = 4, env_id: str = "SyntheticMDP-v0", **kwargs):
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                        **kwargs)
 
 
 @pytest.mark.usefixtures("no_variable")
@@ -137,19 +137,39 @@ def test_a_bad_variable_is_refused_by_name(monkeypatch, text):
         vector_env()
 
 
+def _flat(values: list) -> list[np.ndarray]:
+    """Arrays of a trajectory, with dict observations split into their keys."""
+    return [array for value in values for array in
+            (value.values() if isinstance(value, dict) else [value])]
+
+
 @pytest.mark.usefixtures("no_variable")
-def test_trajectories_do_not_depend_on_the_thread_count():
-    """Same seed, same trajectory on one thread and on two (and the count survives pickling)."""
+@pytest.mark.parametrize("env_id", [
+    "SyntheticMDP-v0",
+    *(pytest.param(env_id, marks=pytest.mark.slow)  # 3-12 s each: checkpoint and 2-thread steps
+      for env_id in ("GANUserModel-v0", "RecSimu-v0", "IRecGAN-v0")),
+])
+def test_trajectories_do_not_depend_on_the_thread_count(env_id):
+    """Same seed, same trajectory on one thread and on two.
+
+    1,024 users, so that torch does split the larger ops over both threads.
+    """
     runs = []
     for num_threads in (1, 2):
-        envs = pickle.loads(pickle.dumps(vector_env(num_envs=64, num_threads=num_threads)))
-        assert envs.unwrapped.num_threads == num_threads
+        envs = vector_env(1024, env_id, num_threads=num_threads)
         envs.action_space.seed(5)
         observation, _ = envs.reset(seed=11)
         trajectory = [observation]
-        for _ in range(20):
+        for _ in range(5):
             observation, reward, terminated, truncated, _ = envs.step(envs.action_space.sample())
             trajectory += [observation, reward, terminated, truncated]
-        runs.append(trajectory)
+        runs.append(_flat(trajectory))
     for first, second in zip(*runs, strict=True):
         np.testing.assert_array_equal(first, second)
+
+
+def test_the_thread_count_survives_pickling():
+    envs = pickle.loads(pickle.dumps(vector_env(num_threads=2)))
+    assert envs.unwrapped.num_threads == 2
+    envs.reset(seed=0)
+    envs.step(envs.action_space.sample())
