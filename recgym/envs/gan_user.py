@@ -86,6 +86,10 @@ class GANUserEnv(FamilyEnv):
              device="cpu")
     ```
 
+    Every env also takes ``num_threads`` (default 1, or ``RECGYM_NUM_THREADS``): the torch
+    threads of each step, after which the caller's count is restored (docs/scaling.md,
+    "Thread policy").
+
     ## Vectorized environment
 
     ``gym.make_vec("GANUserModel-v0", num_envs=1024, vectorization_mode="vector_entry_point")``

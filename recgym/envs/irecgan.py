@@ -72,6 +72,10 @@ class IRecGANEnv(FamilyEnv):
     gym.make("IRecGAN-v0", checkpoint=None, slate_size=10, history_length=10, device="cpu")
     ```
 
+    Every env also takes ``num_threads`` (default 1, or ``RECGYM_NUM_THREADS``): the torch
+    threads of each step, after which the caller's count is restored (docs/scaling.md,
+    "Thread policy").
+
     ## Vectorized environment
 
     ``gym.make_vec("IRecGAN-v0", num_envs=1024, vectorization_mode="vector_entry_point")``

@@ -86,6 +86,10 @@ class RecSimuEnv(FamilyEnv):
     gym.make("RecSimuSlate-v0", slate_size=5)
     ```
 
+    Every env also takes ``num_threads`` (default 1, or ``RECGYM_NUM_THREADS``): the torch
+    threads of each step, after which the caller's count is restored (docs/scaling.md,
+    "Thread policy").
+
     ``info["feedback"]`` holds the sampled feedback classes.
 
     ## Vectorized environment

@@ -101,6 +101,10 @@ class SyntheticMDPEnv(FamilyEnv):
                    history_length=10, observe_state=False, world_seed=0, device="cpu")
     ```
 
+    Every env also takes ``num_threads`` (default 1, or ``RECGYM_NUM_THREADS``): the torch
+    threads of each step, after which the caller's count is restored (docs/scaling.md,
+    "Thread policy").
+
     The ground truth is ``env.unwrapped.simulator.world`` (``rewards``, ``transition``).
 
     ## Vectorized environment
