@@ -284,6 +284,22 @@ def test_ract_reference_switches_are_training_options():
 # ---------------------------------------------------------------- CF-SFL against the paper
 
 
+def test_mult_dae_loss_is_its_nll_plus_the_reference_l2_scale(data):
+    """Mult-DAE's loss = NLL + 2e-5 * sum ||W||^2: RaCT's 0.01 in Liang et al.'s code's scale.
+
+    (Liang's notebook passes lam = 0.01 / batch_size, 500; 0.01 itself was recgym's former
+    reading, 500 times the penalty.)
+    """
+    x, _ = data
+    xb = torch.as_tensor(x[:20].toarray())
+    model = MultDAE(x.shape[1], **TINY)
+    loss, nll, kl = model.elbo_loss(xb, beta=0.1)
+    squares = sum(layer.weight.pow(2).sum() for layer in model.net.modules()
+                  if isinstance(layer, torch.nn.Linear))
+    assert float(kl) == 0.0
+    torch.testing.assert_close(loss - nll, 0.01 / 500 * squares)
+
+
 def test_cfsfl_stage1_is_mult_vae_plus_the_reference_l2_scale(data):
     """Stage 1 = Mult-VAE's beta-ELBO + 2e-5 * sum ||W||^2: the paper's 0.01 in vae_cf's scale.
 

@@ -7,7 +7,10 @@ the multinomial likelihood of eq. 3. Training minimises eq. 4, ``L = NLL + beta 
 then held (Table 5: 0.2 over 100 epochs, held for 50 on ML-20M), Adam, 500 users per batch.
 The input is the L2-normalised history with dropout 0.5 (the Bernoulli mask ``b`` of eq. 2),
 as in Liang et al.'s code. Mult-DAE is the same network without the latent noise and KL,
-with ``l2_reg`` (0.01, RaCT appendix E.3) times the sum of squared weights instead.
+with ``l2_reg`` times the sum of squared weights instead: 2e-5, i.e. the 0.01 of RaCT
+appendix E.3 in the scale of Liang et al.'s code, which passes ``lam = 0.01 / batch_size``
+(500) and adds ``lam * sum ||W||^2`` to the per-user mean loss (recgym added 0.01 itself
+until 2026-12-07, 500 times that; ``l2_reg=0.01`` reproduces the former runs).
 
 Evaluation follows RaCT appendix A: a held-out user's fold-in items are the input, the mean
 latent code is decoded, fold-in items are removed and the rest ranked.
@@ -254,7 +257,7 @@ class MultVAE(TrainableCF):
 
 
 class MultDAE(MultVAE):
-    """Mult-DAE: the denoising auto-encoder of Liang et al. (2018), no KL, L2 0.01.
+    """Mult-DAE: the denoising auto-encoder of Liang et al. (2018), no KL, L2 2e-5 (0.01 / 500).
 
     Same arguments as `MultVAE`; `variational` is False, `beta_max` unused.
     """
@@ -262,7 +265,7 @@ class MultDAE(MultVAE):
     def __init__(self, num_items: int, hidden_dims: tuple[int, ...] = (600,),
                  latent_dim: int = 200, dropout: float = 0.5, beta_max: float = 0.0,
                  anneal_epochs: int = 100, epochs: int = 200, batch_size: int = 500,
-                 lr: float = 1e-3, l2_reg: float = 0.01, variational: bool = False,
+                 lr: float = 1e-3, l2_reg: float = 2e-5, variational: bool = False,
                  seed: int = 0) -> None:
         if variational:
             raise ValueError("MultDAE is deterministic; use MultVAE for variational=True")
