@@ -110,7 +110,7 @@ class RaCT(MultVAE):
         epochs: unused (kept for a config shared with `MultVAE`); see the stage counts.
         batch_size: users per update (500).
         lr: actor Adam learning rate.
-        l2_reg: actor squared-weight penalty (0.01 is used with a DAE actor).
+        l2_reg: actor squared-weight penalty (2e-5 with a DAE actor, as `MultDAE`).
         variational: VAE actor (True) or DAE actor (False).
         seed: seeds everything random.
         actor_epochs: stage 1 epochs (150).
