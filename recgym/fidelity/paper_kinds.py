@@ -72,10 +72,17 @@ class GANKindUsers(NoClickEndsUsers):
         history = state["history"]
         return self._choice(history.masked_fill(history >= self.num_items, -1), slate)
 
-    def page_view_probabilities(self, logs: pd.DataFrame) -> np.ndarray:
-        """Choice probabilities of each logged page view (``logs`` sorted)."""
+    def page_view_probabilities(self, logs: pd.DataFrame, batch_size: int = 4096
+                                ) -> np.ndarray:
+        """Choice probabilities of each logged page view (``logs`` sorted).
+
+        In batches of ``batch_size`` page views: the one-hot features of every history
+        click of a large log at once would not fit in memory (9,742 items: ~50 GiB).
+        """
         views = PageViews.from_logs(logs, self.history_length)
-        return self._choice(views.history, views.display).numpy()
+        return torch.cat([self._choice(views.history[rows], views.display[rows])
+                          for rows in torch.arange(len(views.history)).split(batch_size)]
+                         ).numpy()
 
 
 def fit_gan_user_kind(logs: pd.DataFrame, info: WorldInfo, *, state: str = "pw",
