@@ -14,6 +14,10 @@ mix, random, an item-to-item CF policy, a PPO agent) and is compared with
 Writes ``benchmarks/results/ope_ground_truth.md`` and ``.png``::
 
     nice -n 10 .venv/bin/python benchmarks/ope_ground_truth.py
+
+Each finished (logging policy, log size, seed) is saved beside the output
+(``OUT.progress.json``, atomically); a killed run continues with ``--resume`` to the same
+tables (every part is seeded on its own), ``--overwrite`` starts afresh.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
+from recgym.data import load_progress, save_progress
 from recgym.evaluation import collect_logs, evaluate_policy, ope
 from recgym.evaluation.ope_models import SyntheticRewardModel
 from recgym.evaluation.ope_policies import act_on_logs
@@ -94,7 +100,7 @@ def state_values(sim: SyntheticMDP, policy, samples: int = 20_000) -> np.ndarray
     return values
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the study and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000, 5000])
@@ -105,7 +111,17 @@ def main() -> None:
     parser.add_argument("--sim-kinds", nargs="+", choices=tuple(SIM_COLUMNS),
                         default=list(SIM_COLUMNS), help="simulators sim fits on each log")
     parser.add_argument("--out", default=str(RESULTS / "ope_ground_truth"))
-    args = parser.parse_args()
+    parser.add_argument("--ppo-cache", default="runs/ope_ppo.zip",
+                        help="the PPO target, trained once and kept here")
+    add_resume_options(parser, "OUT.progress.json")
+    args = parser.parse_args(argv)
+    run = run_arguments(args, "sizes", "seeds", "ppo_steps", "truth_sessions", "sim_sessions",
+                        "sim_kinds", "ppo_cache")
+    progress = Path(args.out).with_suffix(".progress.json")
+    records, done = [], set()
+    if continues_interrupted_run(progress, args):
+        saved = load_progress(progress, run)
+        records, done = saved["records"], {tuple(part) for part in saved["done"]}
     torch.set_num_threads(1)
     started = time.perf_counter()
     sim = SyntheticMDP()
@@ -113,7 +129,7 @@ def main() -> None:
     cf_logs = collect_logs(sim, logging_policy("random", sim, seed=999), 5000, seed=10**7)
     from recgym.core import SB3Policy
 
-    ppo = train_ppo(Path("runs/ope_ppo.zip"), args.ppo_steps, seed=0)
+    ppo = train_ppo(Path(args.ppo_cache), args.ppo_steps, seed=0)
     targets = {
         "oracle": lambda: logging_policy("max", sim),
         "mix": lambda: logging_policy("mix", sim, seed=123),
@@ -125,10 +141,11 @@ def main() -> None:
     on_policy = {name: evaluate_policy(sim, make(), args.truth_sessions, seed=10**8).ctr
                  for name, make in targets.items()}
     print("on-policy ctr:", {k: round(v, 4) for k, v in on_policy.items()}, flush=True)
-    records = []
     for log_name in ("random", "mix", "max"):
         for size in args.sizes:
             for seed in range(args.seeds):
+                if (log_name, size, seed) in done:
+                    continue
                 logs = collect_logs(sim, logging_policy(log_name, sim, seed=seed), size,
                                     seed=seed * 100_000, extra_observation_keys=("true_state",))
                 data = ope.prepare_logs(logs, num_items=sim.num_items, validate=False)
@@ -160,10 +177,13 @@ def main() -> None:
                         row[SIM_COLUMNS[kind]] = np.nan if rollout.cannot_run(target, data) \
                             else rollout.run(target, data, seed=seed)["estimate"]
                     records.append(row)
+                done.add((log_name, size, seed))
+                save_progress(progress, run, records=records, done=sorted(done))
                 print(f"{log_name} {size} seed {seed} done "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
     frame = pd.DataFrame(records)
     write_results(frame, Path(args.out), time.perf_counter() - started, args)
+    progress.unlink()
 
 
 def estimator_columns(frame: pd.DataFrame) -> list[str]:

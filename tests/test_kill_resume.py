@@ -9,6 +9,7 @@ arguments differ from the interrupted run's.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -477,3 +478,51 @@ def test_a_killed_fidelity_run_resumes_to_the_uninterrupted_table(tmp_path):
     for suffix in (".csv", "_summary.csv"):
         assert (resumed / f"{stem}{suffix}").read_text() == (whole / f"{stem}{suffix}").read_text()
     assert not (resumed / f"{stem}.progress").exists()
+
+
+def _ope_ground_truth():
+    """benchmarks/ope_ground_truth.py as a module (it imports its siblings by name)."""
+    import importlib.util
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location("ope_ground_truth",
+                                                  folder / "ope_ground_truth.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_interrupted_ope_ground_truth_study_resumes_to_the_same_tables(tmp_path,
+                                                                          monkeypatch):
+    """The benchmark saves each (logging, size, seed) part; a resume gives the same tables."""
+    study = _ope_ground_truth()
+    argv = ["--sizes", "20", "--seeds", "2", "--ppo-steps", "64", "--truth-sessions", "50",
+            "--sim-sessions", "10", "--sim-kinds", "count", "--ppo-cache",
+            str(tmp_path / "ppo.zip")]
+
+    def tables(out: Path) -> list[str]:
+        return [line for line in out.with_suffix(".md").read_text().splitlines()
+                if line.startswith("|")]
+
+    study.main([*argv, "--out", str(tmp_path / "whole")])
+    calls = {"n": 0}
+    real_collect = study.collect_logs
+
+    def failing_collect(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the cf logs, then two parts done, then the kill
+            raise KeyboardInterrupt
+        return real_collect(*args, **kwargs)
+
+    monkeypatch.setattr(study, "collect_logs", failing_collect)
+    with pytest.raises(KeyboardInterrupt):
+        study.main([*argv, "--out", str(tmp_path / "parts")])
+    saved = json.loads((tmp_path / "parts.progress.json").read_text())
+    assert len(saved["done"]) == 2
+    with pytest.raises(FileExistsError, match="--resume"):
+        study.main([*argv, "--out", str(tmp_path / "parts")])
+    monkeypatch.setattr(study, "collect_logs", real_collect)
+    study.main([*argv, "--out", str(tmp_path / "parts"), "--resume"])
+    assert tables(tmp_path / "parts") == tables(tmp_path / "whole")
+    assert not (tmp_path / "parts.progress.json").exists()
