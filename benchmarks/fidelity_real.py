@@ -20,7 +20,7 @@ reasonable memory or time is listed with the reason (memory estimate, or a pilot
 ``--pilot-share`` of the fitting sessions extrapolated to the whole log)::
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/fidelity_real.py \
-        --root /work/shared/data --data open-bandit coat ml-latest-small yoochoose
+        --root ../shared/data --data open-bandit coat ml-latest-small yoochoose
 """
 
 from __future__ import annotations
@@ -276,9 +276,10 @@ def table(rows: list[dict], rate_digits: int) -> list[str]:
 def main() -> None:
     """Score every kind on every requested data set and write the Markdown results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=os.environ.get("RECGYM_DATA", "/work/shared/data"),
+    parser.add_argument("--root", default=os.environ.get("RECGYM_DATA"),
                         help="folder holding open-bandit-dataset-small, coat, "
-                             "movielens-latest-small and yoochoose-clicks-100k")
+                             "movielens-latest-small and yoochoose-clicks-100k "
+                             "(default: $RECGYM_DATA)")
     parser.add_argument("--data", nargs="+", default=list(DATA), choices=DATA)
     parser.add_argument("--campaigns", nargs="+", default=["all"],
                         choices=["all", "men", "women"], help="Open Bandit campaigns")
@@ -298,6 +299,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(reporting.RESULTS / "fidelity_real.md"))
     args = parser.parse_args()
+    if args.root is None:
+        parser.error("the data folder is needed: pass --root FOLDER or set RECGYM_DATA")
     root = Path(args.root)
     os.environ.setdefault("RECGYM_DATA", str(root))
     started = time.perf_counter()

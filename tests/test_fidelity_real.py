@@ -21,7 +21,6 @@ from recgym.fidelity.real import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("RECGYM_DATA", "/work/shared/data"))
 
 
 def hand_log(slates: list[list[int]], clicks: list[int], sessions: list[int]) -> pd.DataFrame:
@@ -142,14 +141,11 @@ def test_errors_name_the_argument(slate_log):
         score_on_logs("nope", slate_log, slate_log, WorldInfo(4, 3, 10, 0))
 
 
-@pytest.mark.skipif(not (DATA / "coat" / "train.ascii").is_file()
-                    or not (DATA / "open-bandit-dataset-small").is_dir(),
-                    reason="Coat / Open Bandit not under RECGYM_DATA")
-def test_benchmark_runs_in_a_tiny_configuration(tmp_path):
+def test_benchmark_runs_in_a_tiny_configuration(tmp_path, shared_data):
     out = tmp_path / "fidelity_real.md"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "fidelity_real.py"),
-                    "--root", str(DATA), "--data", "coat", "open-bandit", "--kinds", "count",
+                    "--root", str(shared_data), "--data", "coat", "open-bandit", "--kinds", "count",
                     "item-rate", "--bootstrap", "5", "--refits", "1", "--out", str(out)],
                    check=True, env=env, cwd=tmp_path, capture_output=True, timeout=300)
     text = out.read_text()

@@ -208,6 +208,7 @@ def cmd_fit_choice_continuation(args: argparse.Namespace) -> None:
     from recgym.data import load_logs
     from recgym.data.slates import outcomes, sorted_logs
     from recgym.fidelity.history import held_out_sessions
+    from recgym.fidelity.metrics import outcome_log_likelihood
     from recgym.simulators.choice_continuation import (
         ChoiceContinuationConfig,
         fit_choice_continuation,
@@ -229,10 +230,10 @@ def cmd_fit_choice_continuation(args: argparse.Namespace) -> None:
     print(f"fitted choice-continuation users on {train.session_id.nunique():,} sessions "
           f"({len(train):,} page views); checkpoint: {args.out}")
     if len(test):
-        probabilities = users.page_view_probabilities(test)
-        chosen = probabilities[np.arange(len(test)), outcomes(test)]
+        log_likelihood = outcome_log_likelihood(users.page_view_probabilities(test),
+                                                outcomes(test)).mean()
         print(f"held-out ({test.session_id.nunique():,} sessions): log-likelihood per page "
-              f"view {np.log(np.clip(chosen, 1e-12, None)).mean():.4f} (uniform over the "
+              f"view {log_likelihood:.4f} (uniform over the "
               f"{slate_size + 1} outcomes: {-np.log(slate_size + 1):.4f})")
 
 

@@ -42,22 +42,30 @@ def outcomes(logs: pd.DataFrame) -> np.ndarray:
     return np.where(click >= 0, hit.argmax(1), slates.shape[1])
 
 
-def pick_sessions(logs: pd.DataFrame, picked: np.ndarray) -> pd.DataFrame:
-    """The sessions ``picked`` (indices in order of first appearance), each copy a new session.
+def session_rows(sessions: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """Row indices of the sessions ``picked`` (indices in order of first appearance), in turn.
 
-    Copies get ids ``0 .. len(picked) - 1`` in the order picked; a bootstrap resample of
-    whole sessions is ``picked`` drawn with replacement (:func:`bootstrap_sessions`).
+    The rows of each picked session keep their order in ``sessions``; a bootstrap resample
+    of whole sessions is ``picked`` drawn with replacement.
     """
-    codes, _ = pd.factorize(logs["session_id"])
+    codes, _ = pd.factorize(sessions)
     order = np.argsort(codes, kind="stable")
     lengths = np.bincount(codes)
     starts = np.r_[0, np.cumsum(lengths)[:-1]]
-    new_id = np.repeat(np.arange(len(picked)), lengths[picked])
-    offset = np.arange(len(new_id)) - np.repeat(np.cumsum(lengths[picked]) - lengths[picked],
-                                                lengths[picked])
-    rows = order[np.repeat(starts[picked], lengths[picked]) + offset]
-    resample = logs.iloc[rows].copy()
-    resample["session_id"] = new_id
+    offset = np.arange(lengths[picked].sum()) - np.repeat(
+        np.cumsum(lengths[picked]) - lengths[picked], lengths[picked])
+    return order[np.repeat(starts[picked], lengths[picked]) + offset]
+
+
+def pick_sessions(logs: pd.DataFrame, picked: np.ndarray) -> pd.DataFrame:
+    """The sessions ``picked`` (indices in order of first appearance), each copy a new session.
+
+    Copies get ids ``0 .. len(picked) - 1`` in the order picked (:func:`session_rows`).
+    """
+    sessions = logs["session_id"].to_numpy()
+    lengths = np.bincount(pd.factorize(sessions)[0])
+    resample = logs.iloc[session_rows(sessions, picked)].copy()
+    resample["session_id"] = np.repeat(np.arange(len(picked)), lengths[picked])
     return resample.reset_index(drop=True)
 
 

@@ -548,10 +548,11 @@ class SimulatorRollout:
                                       self.n_sessions, seed=seed + (refit + 1) * self.n_sessions,
                                       max_steps=self.max_steps)
                 members.append(c.sum() / max(s.sum(), 1))
-        rollout_draws = []
-        for _ in range(200):
-            picked = rng.integers(0, len(clicks), len(clicks))
-            rollout_draws.append(clicks[picked].sum() / max(steps[picked].sum(), 1))
+        if len(members) == 1 or self.kind != "count":  # roll-out noise is part of the interval
+            rollout_draws = []
+            for _ in range(200):
+                picked = rng.integers(0, len(clicks), len(clicks))
+                rollout_draws.append(clicks[picked].sum() / max(steps[picked].sum(), 1))
         if len(members) == 1:
             low, high = np.quantile(rollout_draws, [alpha / 2, 1 - alpha / 2])
             std_err = float(np.std(rollout_draws, ddof=1))

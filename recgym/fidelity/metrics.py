@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from recgym.data.slates import session_rows
+
 ALPHA = 0.05
 
 
@@ -200,16 +202,10 @@ def session_bootstrap(per_row: dict[str, np.ndarray], sessions: np.ndarray,
         seed: seed of the resampling.
         alpha: 1 - coverage.
     """
-    codes, _ = pd.factorize(sessions)
-    order = np.argsort(codes, kind="stable")
-    starts = np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]
-    lengths = np.diff(np.r_[starts, len(order)])
+    count = len(pd.unique(sessions))
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_bootstrap):
-        picked = rng.integers(0, len(starts), len(starts))
-        rows = order[np.repeat(starts[picked], lengths[picked])
-                     + np.arange(lengths[picked].sum())
-                     - np.repeat(np.cumsum(lengths[picked]) - lengths[picked], lengths[picked])]
+        rows = session_rows(sessions, rng.integers(0, count, count))
         draws.append(statistic({key: value[rows] for key, value in per_row.items()}))
     return Interval(statistic(per_row), *_quantiles(np.asarray(draws), alpha))

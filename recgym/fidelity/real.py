@@ -24,12 +24,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from recgym.data.slates import bootstrap_sessions, logged_slates, outcomes, sorted_logs
+from recgym.data.slates import (
+    bootstrap_sessions,
+    logged_slates,
+    outcomes,
+    session_rows,
+    sorted_logs,
+)
 from recgym.fidelity.kinds import get_kind
-from recgym.fidelity.metrics import ALPHA, Interval, expected_calibration_error
+from recgym.fidelity.metrics import (
+    ALPHA,
+    Interval,
+    expected_calibration_error,
+    outcome_log_likelihood,
+)
 from recgym.fidelity.worlds import WorldInfo
+from recgym.simulators.metrics import roc_auc
 
 METRICS = ("predicted_rate", "observed_rate", "relative_error", "log_likelihood", "ece",
            "auc", "prec_at_1")
@@ -92,14 +103,8 @@ def popularity_probabilities(fit_logs: pd.DataFrame, test_logs: pd.DataFrame,
 
 
 def _auc(score: np.ndarray, label: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties counted half); NaN with one class."""
-    positives = int(label.sum())
-    negatives = len(label) - positives
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = stats.rankdata(score)
-    return float((ranks[label > 0].sum() - positives * (positives + 1) / 2)
-                 / (positives * negatives))
+    """:func:`~recgym.simulators.metrics.roc_auc`, NaN when one class is missing."""
+    return roc_auc(label, score) if 0 < label.sum() < len(label) else float("nan")
 
 
 def _top1_hits(probabilities: np.ndarray, outcome: np.ndarray) -> np.ndarray:
@@ -117,14 +122,13 @@ def _statistics(probabilities: np.ndarray, outcome: np.ndarray) -> dict[str, flo
     k = probabilities.shape[1] - 1
     predicted = 1.0 - probabilities[:, k]
     clicked = (outcome < k).astype(np.float64)
-    picked = probabilities[np.arange(len(outcome)), outcome]
     observed = float(clicked.mean())
     has_click = outcome < k
     return {
         "predicted_rate": float(predicted.mean()),
         "observed_rate": observed,
         "relative_error": abs(float(predicted.mean()) - observed) / max(observed, 1e-12),
-        "log_likelihood": float(np.log(np.clip(picked, 1e-12, 1.0)).mean()),
+        "log_likelihood": float(outcome_log_likelihood(probabilities, outcome).mean()),
         "ece": expected_calibration_error(predicted, clicked),
         "auc": _auc(predicted, clicked),
         "prec_at_1": (float(_top1_hits(probabilities[has_click], outcome[has_click]).mean())
@@ -164,15 +168,12 @@ def score_probabilities(name: str, probabilities: np.ndarray, test_logs: pd.Data
     refits = [_check_probabilities(p, test_logs, "refit_probabilities")
               for p in refit_probabilities]
     outcome = outcomes(test_logs)
-    codes, _ = pd.factorize(test_logs["session_id"])
-    starts = np.r_[0, np.flatnonzero(np.diff(codes)) + 1]
-    lengths = np.diff(np.r_[starts, len(codes)])
+    sessions = test_logs["session_id"].to_numpy()
+    count = len(pd.unique(sessions))
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {metric: [] for metric in METRICS}
     for b in range(n_bootstrap):
-        picked = rng.integers(0, len(starts), len(starts))
-        rows = (np.repeat(starts[picked] - np.cumsum(lengths[picked]) + lengths[picked],
-                          lengths[picked]) + np.arange(lengths[picked].sum()))
+        rows = session_rows(sessions, rng.integers(0, count, count))
         found = _statistics(probabilities[rows], outcome[rows])
         if refits:
             refit = _statistics(refits[b % len(refits)][rows], outcome[rows])
