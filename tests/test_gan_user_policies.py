@@ -1,0 +1,77 @@
+"""The synthetic source of benchmarks/gan_user_policies.py (Table 3 on logs with non-clicks)."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import torch
+
+from recgym.core.policy import RandomPolicy
+from recgym.evaluation import evaluate_policy
+from recgym.simulators.synthetic_mdp import SyntheticWorld
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _brute_force_values(world: SyntheticWorld, k: int, horizon: int) -> torch.Tensor:
+    """Expected clicks of the best slate sequence, by enumerating every slate: ``(m,)``."""
+    rewards, transition = world.rewards.double(), world.transition.double()
+    value = torch.zeros(world.num_states, dtype=torch.float64)
+    for _ in range(horizon):
+        after = 1.0 + torch.einsum("asz,z->sa", transition, value)
+        best = torch.full_like(value, -1.0)
+        for slate in itertools.combinations(range(world.num_items), k):
+            shown = rewards[:, list(slate)]
+            worth = (shown.pow(2) * after[:, list(slate)]).sum(1) / shown.sum(1)
+            best = torch.maximum(best, worth)
+        value = best
+    return value
+
+
+def test_optimal_slates_equal_the_brute_force_optimum():
+    bench = _benchmark("gan_user_policies")
+    world = SyntheticWorld.random(3, 7, seed=1)
+    slates, values = bench.optimal_slates(world, 3, 4)
+    assert slates.shape == (4, 3, 3) and values.shape == (4, 3)
+    for steps_left in (1, 4):
+        expected = _brute_force_values(world, 3, steps_left)
+        torch.testing.assert_close(values[4 - steps_left], expected)
+    greedy, one_step = bench.optimal_slates(world, 3, 1)
+    torch.testing.assert_close(one_step[0], values[-1])
+    assert torch.equal(greedy[0], slates[-1])
+
+
+def test_synthetic_source_has_non_clicks_and_a_true_world_test():
+    bench = _benchmark("gan_user_policies")
+    args = Namespace(ks=[2], world_seed=0, log_sessions=300, epochs=1, no_click="learned",
+                     iterations=8, users=16, hidden=8, bandit_iterations=2, alpha=0.5,
+                     sessions=200)
+    setting = next(bench.synthetic_settings(args, seed=0))
+    assert setting.train_model.no_click_reward is not None
+    rewards = setting.offline["reward"]
+    assert (rewards == -1).any() and (rewards == 1).any()  # logged pages without a click
+    assert bool((setting.offline["done"][rewards == -1] == 1).all())
+    world = setting.world
+    optimal = bench.WorldSlates(bench.optimal_slates(world.world.world, 2, 10)[0], "optimal")
+    random = evaluate_policy(world, RandomPolicy(world.num_candidates, 2, seed=0), 400,
+                             seed=5, max_steps=10, coverage_at=())
+    best = evaluate_policy(world, optimal, 400, seed=5, max_steps=10, coverage_at=())
+    assert best.mean_return > random.mean_return + 1.0
+    assert 0.0 < random.ctr < 1.0
+    out = {"results": {}, "train_results": {}, "seconds": {}}
+    bench.run_policies(args, 0, setting, out)
+    assert set(out["world_results"]) == {f"{name}|2" for name in bench.WORLD_ORDER}
+    ctr = [ctr for _, ctr in out["results"].values()]
+    assert max(ctr) < 1.0  # the test model's users also leave pages without a click
