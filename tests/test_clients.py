@@ -262,7 +262,8 @@ def test_skrl_ppo_updates_on_plain_gym_make(env_id, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id, algorithm, budget_scale, n_sessions", [
     ("SyntheticMDP-v0", "PPO", 0.5, 1000), ("RecSimu-v0", "PPO", 0.5, 1000),
-    ("RecSimu-v0", "DQN", 0.5, 1000), ("IRecGAN-v0", "PPO", 1.0, 2000)])
+    ("RecSimu-v0", "DQN", 0.5, 1000), ("IRecGAN-v0", "PPO", 1.0, 2000),
+    ("RecSimuSlate-v0", "PPO", 1.0, 2000), ("GANUserModel-v0", "PPO", 0.5, 1000)])
 def test_sb3_learns_on_plain_gym_make(env_id, algorithm, budget_scale, n_sessions):
     """The committed budgets learn (IRecGAN-v0's gain, ~0.4 click, needs 2,000 sessions)."""
     import importlib

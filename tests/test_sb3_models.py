@@ -121,7 +121,8 @@ def _recgym_model(algorithm, env_id: str, path: Path) -> Path:
 
 @pytest.mark.parametrize(("algorithm", "env_id"), [(PPO, "SyntheticMDP-v0"),
                                                    (A2C, "SyntheticMDP-v0"),
-                                                   (DQN, "RecSimu-v0")])
+                                                   (DQN, "RecSimu-v0"),
+                                                   (PPO, "GANUserModel-v0")])
 def test_recgyms_own_policies_load_safely_and_act_as_trained(algorithm, env_id, tmp_path,
                                                              capsys):
     """Policies of policy_class: an IndexError before (no ``__init__`` field to name them).

@@ -261,9 +261,15 @@ class SB3Policy:
 
         SB3 samples each position independently, so the slate's probability is the product
         of the positions' and the inclusion of a logged item sums its probability over all
-        positions. Raises :class:`TargetProbabilityError` over a ``Box`` action space.
+        positions. A model with recgym's ``SlateDistribution`` (``policy_kwargs`` of
+        ``recgym.integrations.sb3`` on slate ids) draws a ranking instead: its slate and
+        prefix probabilities are Plackett-Luce products of each slot's conditional
+        probability; per-position and inclusion marginals are not given (``why_not``).
+        Raises :class:`TargetProbabilityError` over a ``Box`` action space.
         """
         self._require_categorical()
+        if self._ranks_slates():
+            return self._ranking_probabilities(observation, slates, chunk_rows)
         total = len(slates)
         chunk_rows = min(chunk_rows, self._rows_per_call())
         position_parts, inclusion_parts = [], []
@@ -287,6 +293,36 @@ class SB3Policy:
         return SlateProbabilities(slate=prefix[:, -1].copy(), position=position, prefix=prefix,
                                   inclusion=inclusion)
 
+    def _ranks_slates(self) -> bool:
+        """The model draws one ranking (recgym's ``SlateDistribution``), not independent slots."""
+        return bool(getattr(self.model.policy, "slate", False))
+
+    def _step_probabilities(self, numpy_obs: Any, slates: Tensor) -> Tensor:
+        """``(B, k)`` float64: each logged slot's probability given the logged slots before it."""
+        obs_tensor, _ = self.model.policy.obs_to_tensor(numpy_obs)
+        distribution = self.model.policy.get_distribution(obs_tensor)
+        columns = slates.to(distribution.scores.device).reshape(len(slates), -1)
+        return distribution.step_log_probs(columns).exp().double().cpu()
+
+    def _ranking_probabilities(self, observation: dict[str, np.ndarray], slates: np.ndarray,
+                               chunk_rows: int) -> SlateProbabilities:
+        """Slate and prefix probabilities of a ranking model (no per-position marginals)."""
+        total, steps = len(slates), []
+        with torch.no_grad():
+            for start in range(0, total, chunk_rows):
+                rows = slice(start, min(start + chunk_rows, total))
+                chunk = {key: torch.from_numpy(np.ascontiguousarray(value[rows]))
+                         for key, value in observation.items()}
+                steps.append(self._step_probabilities(
+                    to_numpy_observation(chunk, self.observation_keys),
+                    torch.from_numpy(np.ascontiguousarray(slates[rows]))).numpy())
+        prefix = np.cumprod(np.concatenate(steps), axis=1) if steps else np.zeros(slates.shape)
+        return SlateProbabilities(
+            slate=prefix[:, -1].copy(), prefix=prefix,
+            why_not="the model ranks items (Plackett-Luce, recgym's SlateDistribution): the "
+                    "probability that an item is at position j, or anywhere in the slate, "
+                    "sums over every ranking before it and has no closed form")
+
     def _require_categorical(self) -> None:
         import gymnasium as gym
 
@@ -306,7 +342,8 @@ class SB3Policy:
           are both deterministic functions of the observation).
         * ``deterministic=False`` with a ``MultiDiscrete`` action space: SB3 samples each
           position independently, so the probability of an ordered slate is the product
-          over positions of ``model.policy.get_distribution(obs)`` probabilities.
+          over positions of ``model.policy.get_distribution(obs)`` probabilities (for a
+          ranking model, of each slot's probability given the slots before it).
 
         Raises:
             TargetProbabilityError: a sampling policy over ``Box`` scores (a Gaussian pushed
@@ -318,6 +355,9 @@ class SB3Policy:
             return (self.act(observation).to(slate.device) == slate).all(1).to(torch.float64)
         self._require_categorical()
         numpy_obs = to_numpy_observation(observation, self.observation_keys)
+        if self._ranks_slates():
+            with torch.no_grad():
+                return self._step_probabilities(numpy_obs, slate).prod(1).to(slate.device)
         with torch.no_grad():
             obs_tensor, _ = self.model.policy.obs_to_tensor(numpy_obs)
             distribution = _per_position(

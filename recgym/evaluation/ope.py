@@ -353,8 +353,10 @@ def build_inputs(policy, data: LoggedData, *, logging_policy=None, reward_model=
         arrays["target_position"] = target.position
         arrays["target_prefix"] = target.prefix
         arrays["target_inclusion"] = target.inclusion
-        if target.position is None:
-            missing["target_position"] = missing["target_prefix"] = target.why_not
+        for name, value in (("target_position", target.position),
+                            ("target_prefix", target.prefix)):
+            if value is None:
+                missing[name] = target.why_not
         if target.inclusion is None:
             missing["target_inclusion"] = target.why_not or "the policy does not give it"
     logged = None

@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
 from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -59,6 +60,12 @@ _NET_ARCH: dict[str, list[int]] = {
     "GANUserModel-v0": [128, 128],
 }
 _EMBEDDING_DIM = 32
+
+# env id -> options of ItemActorCriticPolicy beyond ``slate=True`` (which every slate
+# action gets): GANUserModel-v0 scores its pool by each candidate's features.
+_SCORER_OPTIONS: dict[str, dict[str, Any]] = {
+    "GANUserModel-v0": {"candidate_key": "candidates", "net_arch": {"pi": [], "vf": [128, 128]}},
+}
 
 
 def _subspaces(space: gym.Space) -> dict[str, gym.Space]:
@@ -114,6 +121,7 @@ class ItemEmbeddingExtractor(BaseFeaturesExtractor):
         self.order = list(spaces)
         self.embeddings = nn.ModuleDict()
         self.slots: dict[str, tuple[int, int]] = {}
+        self.flat_widths: dict[str, int] = {}
         width = 0
         for key, sub in spaces.items():
             if key in chosen:
@@ -131,8 +139,18 @@ class ItemEmbeddingExtractor(BaseFeaturesExtractor):
                 self.slots[key] = (slots, values)
                 width += 2 * module.embedding_dim
             else:
-                width += gym.spaces.flatdim(sub)
+                self.flat_widths[key] = gym.spaces.flatdim(sub)
+                width += self.flat_widths[key]
         self._features_dim = width
+
+    def layout(self) -> dict[str, tuple[int, int]]:
+        """Where each observation key's part starts in the features, and its width."""
+        spans, start = {}, 0
+        for key in self.order:
+            width = 2 * self.embeddings[key].embedding_dim if key in self.embeddings \
+                else self.flat_widths[key]
+            spans[key], start = (start, width), start + width
+        return spans
 
     def forward(self, observations: Tensor | dict[str, Tensor]) -> Tensor:
         """Features ``(B, features_dim)`` of a preprocessed (one-hot) batch."""
@@ -196,8 +214,170 @@ class _ItemIdFeatures(BaseModel):
             for key, value in obs.items()})
 
 
+class SlateDistribution(MultiCategoricalDistribution):
+    """``k`` distinct values out of ``n`` drawn by a Plackett-Luce model of one score vector.
+
+    SB3's ``MultiCategorical`` gives every slot its own ``n`` logits and samples slots
+    independently: ``k`` times the parameters, and repeats that most recgym envs show once.
+    Here one score per value ranks them all: a sample draws slot ``j`` from the softmax of
+    the scores of the values not yet drawn (Gumbel top-``k``), the greedy slate is the
+    top ``k``, and the log-probability of a slate is the Plackett-Luce one. Entropy (for
+    ``ent_coef``): ``k`` times that of the softmax over all ``n`` values, the same scale as
+    ``k`` independent slots; the exact slate entropy has no closed form.
+    """
+
+    def __init__(self, slate_size: int, num_values: int) -> None:
+        super().__init__([num_values] * slate_size)
+        self.slate_size, self.num_values = slate_size, num_values
+
+    def proba_distribution_net(self, latent_dim: int) -> nn.Module:
+        """One score per value (not per slot and value)."""
+        return nn.Linear(latent_dim, self.num_values)
+
+    def proba_distribution(self, action_logits: Tensor) -> SlateDistribution:
+        """Keep the scores ``(B, n)``."""
+        self.scores = action_logits
+        return self
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Plackett-Luce log-probability ``(B,)`` of ordered slates ``(B, k)``."""
+        return self.step_log_probs(actions).sum(1)
+
+    def step_log_probs(self, actions: Tensor) -> Tensor:
+        """``(B, k)``: log-probability of each slot's value given the slots before it.
+
+        Their cumulative sums are the log-probabilities of the slates' prefixes (what
+        off-policy estimators of slates read, :class:`recgym.core.policy.SB3Policy`). A
+        value repeated from an earlier slot cannot be drawn again: ``-inf`` there.
+        """
+        actions = actions.long()
+        drawn_before = torch.zeros(len(actions), self.slate_size, self.num_values,
+                                   dtype=torch.bool, device=actions.device)
+        for slot in range(1, self.slate_size):
+            drawn_before[:, slot] = drawn_before[:, slot - 1]
+            drawn_before[:, slot].scatter_(1, actions[:, slot - 1:slot], True)
+        remaining = self.scores[:, None, :].masked_fill(drawn_before, float("-inf"))
+        repeated = drawn_before.gather(2, actions[..., None])[..., 0]
+        return (self.scores.gather(1, actions) - remaining.logsumexp(-1)).masked_fill(
+            repeated, float("-inf"))
+
+    def entropy(self) -> Tensor:
+        """``k`` times the entropy of the softmax over all values, ``(B,)``."""
+        log_p = self.scores.log_softmax(-1)
+        return -self.slate_size * (log_p.exp() * log_p).sum(-1)
+
+    def sample(self) -> Tensor:
+        """A Plackett-Luce slate: the top ``k`` of the scores plus Gumbel noise."""
+        uniform = torch.rand_like(self.scores).clamp(min=torch.finfo(self.scores.dtype).tiny)
+        return (self.scores - (-uniform.log()).log()).topk(self.slate_size, dim=1).indices
+
+    def mode(self) -> Tensor:
+        """The greedy slate: the ``k`` highest scores, best first."""
+        return self.scores.topk(self.slate_size, dim=1).indices
+
+
+class CandidateScorer(nn.Module):
+    """Scores each of an env's ``K`` candidates from its own features and the rest of the view.
+
+    For envs that offer a pool of candidates by their features (``GANUserModel-v0``'s
+    ``candidates``, ``K * d`` floats) and act by position in it: one small network, shared
+    by all positions, reads ``[f_c, u]`` where ``f_c`` is candidate ``c``'s ``d`` features
+    and ``u`` a summary of every other feature (the click history). A flat MLP over all
+    ``K * d`` features has to learn the same scoring ``K`` times, once per position.
+
+    Args:
+        layout: ``(start, width)`` of each observation key in the extractor's features.
+        candidate_key: the key holding the candidates' features.
+        num_candidates: ``K``.
+        width: hidden width of the summary and of the scoring network.
+    """
+
+    def __init__(self, layout: dict[str, tuple[int, int]], candidate_key: str,
+                 num_candidates: int, width: int = 64) -> None:
+        super().__init__()
+        if candidate_key not in layout:
+            raise ValueError(f"candidate_key {candidate_key!r} is not an observation key; keys: "
+                             f"{sorted(layout)}")
+        start, size = layout[candidate_key]
+        if size % num_candidates:
+            raise ValueError(f"{candidate_key!r} has {size} values, not a multiple of the "
+                             f"{num_candidates} candidates the action picks from")
+        self.candidates = slice(start, start + size)
+        self.context = [slice(begin, begin + span) for key, (begin, span) in layout.items()
+                        if key != candidate_key]
+        self.num_candidates, self.feature_dim = num_candidates, size // num_candidates
+        context_dim = sum(part.stop - part.start for part in self.context)
+        self.summary = nn.Sequential(nn.Linear(context_dim, width), nn.ReLU()) \
+            if context_dim else None
+        self.score = nn.Sequential(
+            nn.Linear(self.feature_dim + (width if context_dim else 0), width), nn.ReLU(),
+            nn.Linear(width, 1))
+        with torch.no_grad():  # near-uniform first policy, as SB3's 0.01-gain action layer
+            self.score[-1].weight.mul_(0.01)
+            self.score[-1].bias.zero_()
+
+    def forward(self, features: Tensor) -> Tensor:
+        """Scores ``(B, K)`` of features ``(B, F)``."""
+        candidates = features[:, self.candidates].reshape(
+            len(features), self.num_candidates, self.feature_dim)
+        if self.summary is not None:
+            context = self.summary(torch.cat([features[:, part] for part in self.context], 1))
+            candidates = torch.cat(
+                [candidates, context[:, None].expand(-1, self.num_candidates, -1)], dim=2)
+        return self.score(candidates)[..., 0]
+
+
 class ItemActorCriticPolicy(ActorCriticPolicy, _ItemIdFeatures):
-    """SB3's actor-critic policy (PPO, A2C) without one-hot encoding of item ids."""
+    """SB3's actor-critic policy (PPO, A2C) without one-hot encoding of item ids.
+
+    Args:
+        slate: act with a :class:`SlateDistribution` (``k`` distinct items ranked by one
+            score vector) instead of ``k`` independent categorical slots; needs a
+            ``MultiDiscrete`` action whose slots take the same values.
+        candidate_key: score positions with a :class:`CandidateScorer` over this key's
+            per-candidate features (needs ``slate``, an :class:`ItemEmbeddingExtractor`
+            and ``net_arch=dict(pi=[], vf=[...])`` so the scorer sees the features).
+        scorer_width: hidden width of the :class:`CandidateScorer`.
+        *args, **kwargs: as SB3's ``ActorCriticPolicy``.
+    """
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, *args: Any,
+                 slate: bool = False, candidate_key: str | None = None, scorer_width: int = 64,
+                 **kwargs: Any) -> None:
+        if slate:
+            nvec = getattr(action_space, "nvec", None)
+            if not isinstance(action_space, gym.spaces.MultiDiscrete) or nvec.ndim != 1 \
+                    or len(np.unique(nvec)) != 1 or int(nvec[0]) < len(nvec):
+                raise ValueError("slate=True needs a MultiDiscrete action whose k slots take the "
+                                 f"same n >= k values; this env's is {action_space}")
+        if candidate_key is not None and not slate:
+            raise ValueError("candidate_key scores slate positions: pass slate=True with it")
+        self.slate, self.candidate_key, self.scorer_width = slate, candidate_key, scorer_width
+        super().__init__(observation_space, action_space, *args, **kwargs)
+
+    def _build(self, lr_schedule: Any) -> None:
+        """SB3's networks, with the slate distribution and candidate scorer when asked for."""
+        if self.slate:
+            nvec = self.action_space.nvec
+            self.action_dist = SlateDistribution(len(nvec), int(nvec[0]))
+        super()._build(lr_schedule)
+        if self.candidate_key is None:
+            return
+        extractor = self.pi_features_extractor
+        if not isinstance(extractor, ItemEmbeddingExtractor):
+            raise ValueError("candidate_key needs features_extractor_class=ItemEmbeddingExtractor")
+        if self.mlp_extractor.latent_dim_pi != extractor.features_dim:
+            raise ValueError("candidate_key needs the features as they are: net_arch="
+                             "dict(pi=[], vf=[...])")
+        self.action_net = CandidateScorer(extractor.layout(), self.candidate_key,
+                                          int(self.action_space.nvec[0]), self.scorer_width)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
+                                              **self.optimizer_kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        """SB3's, plus the slate options (so ``save`` / ``load`` rebuild the same policy)."""
+        return {**super()._get_constructor_parameters(), "slate": self.slate,
+                "candidate_key": self.candidate_key, "scorer_width": self.scorer_width}
 
 
 class _ItemQNetwork(QNetwork, _ItemIdFeatures):
@@ -224,7 +404,7 @@ def policy_class(algorithm: str | type) -> type:
 
 
 def policy_kwargs(env_id: str, *, env: gym.Env | None = None, pretrained: bool = True,
-                  **overrides: Any) -> dict[str, Any]:
+                  slate: bool = True, **overrides: Any) -> dict[str, Any]:
     """``policy_kwargs`` for SB3 PPO, A2C or DQN on ``gym.make(env_id)``.
 
     Args:
@@ -233,6 +413,11 @@ def policy_kwargs(env_id: str, *, env: gym.Env | None = None, pretrained: bool =
             gives the initial item embeddings.
         pretrained: initialise item embeddings from the simulator's own
             (:func:`simulator_embeddings`) where it has them.
+        slate: where the action is a slate (``MultiDiscrete``, every id but RecSimu-v0),
+            act with :class:`ItemActorCriticPolicy`'s :class:`SlateDistribution` (and on
+            GANUserModel-v0 its :class:`CandidateScorer`): these need :func:`policy_class`.
+            False gives kwargs SB3's own policies (``"MultiInputPolicy"``) also take, with
+            ``k`` independent slots, which learn less (docs/clients.md).
         **overrides: replace any entry (``net_arch=[256]``); ``features_extractor_kwargs``
             is merged into the default one.
     """
@@ -247,7 +432,14 @@ def policy_kwargs(env_id: str, *, env: gym.Env | None = None, pretrained: bool =
     extractor.update(overrides.pop("features_extractor_kwargs", {}))
     return {"features_extractor_class": ItemEmbeddingExtractor,
             "features_extractor_kwargs": extractor,
-            "net_arch": list(_NET_ARCH.get(env_id, [64, 64])), **overrides}
+            "net_arch": list(_NET_ARCH.get(env_id, [64, 64])),
+            **(_slate_options(env_id, env.action_space) if slate else {}), **overrides}
+
+
+def _slate_options(env_id: str, action_space: gym.Space) -> dict[str, Any]:
+    if not isinstance(action_space, gym.spaces.MultiDiscrete):
+        return {}
+    return {"slate": True, **_SCORER_OPTIONS.get(env_id, {})}
 
 
 ALGORITHMS = ("ppo", "a2c", "dqn")
