@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from recgym.core import validation
@@ -66,7 +67,7 @@ class GANUsers(CheckpointUsers):
     def _pools(self, batch: int, rng: Randomness) -> Tensor:
         if self.display_sets is not None:
             pick = (rng.uniform(1)[:, 0] * len(self.display_sets)).long()
-            return self.display_sets[pick.clamp(max=len(self.display_sets) - 1)]
+            return self.display_sets.index_select(0, pick.clamp(max=len(self.display_sets) - 1))
         draws = rng.uniform(self.num_candidates) * self.num_items
         return draws.long().clamp(max=self.num_items - 1)
 
@@ -78,7 +79,8 @@ class GANUsers(CheckpointUsers):
                                  device=self.device)
         else:
             pick = (rng.uniform(1)[:, 0] * len(self.start_histories)).long()
-            history = self.start_histories[pick.clamp(max=len(self.start_histories) - 1)]
+            history = self.start_histories.index_select(
+                0, pick.clamp(max=len(self.start_histories) - 1))
         return {"history": history, "pool": self._pools(batch_size, rng)}
 
     def _history_features(self, history: Tensor) -> Tensor:
@@ -91,7 +93,8 @@ class GANUsers(CheckpointUsers):
         shown = pool.gather(1, slate)
         repeated = repeated_positions(slate)
         model_state = self.model.state(self._history_features(history))
-        logits = self.model.choice_logits(model_state, self.features[shown], shown=~repeated)
+        logits = self.model.choice_logits(model_state, F.embedding(shown, self.features),
+                                          shown=~repeated)
         cumulative = self.model.best_response(logits).cumsum(1)
         choice = (cumulative[:, :-1] <= rng.uniform(1)).sum(1)
         rewards = logits / self.model.config.eta
@@ -114,7 +117,7 @@ class GANUsers(CheckpointUsers):
         as a CF model; the env shows them only when built with ``observe_ids=True``.
         """
         return {"history": self._history_features(state["history"]).flatten(1),
-                "candidates": self.features[state["pool"]].flatten(1),
+                "candidates": F.embedding(state["pool"], self.features).flatten(1),
                 "clicks": state["history"], "candidate_ids": state["pool"]}
 
     def observation_spaces(self) -> dict[str, gym.Space]:
