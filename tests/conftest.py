@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,16 @@ def tiny_logs(tiny_world):
     from recgym.fidelity import make_logs
 
     return make_logs(tiny_world, "random", 300)
+
+
+@pytest.fixture(scope="session")
+def benchmark_module():
+    """Load a script of ``benchmarks/`` by name (it is not a package) as a module."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" /
+                                                      f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses resolve their module by name
+        spec.loader.exec_module(module)
+        return module
+    return load

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from argparse import Namespace
-from pathlib import Path
 
 import torch
 
 from recgym.core.policy import RandomPolicy
 from recgym.evaluation import evaluate_policy
 from recgym.simulators.synthetic_mdp import SyntheticWorld
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
 
 
 def _brute_force_values(world: SyntheticWorld, k: int, horizon: int) -> torch.Tensor:
@@ -40,8 +27,8 @@ def _brute_force_values(world: SyntheticWorld, k: int, horizon: int) -> torch.Te
     return value
 
 
-def test_optimal_slates_equal_the_brute_force_optimum():
-    bench = _benchmark("gan_user_policies")
+def test_optimal_slates_equal_the_brute_force_optimum(benchmark_module):
+    bench = benchmark_module("gan_user_policies")
     world = SyntheticWorld.random(3, 7, seed=1)
     slates, values = bench.optimal_slates(world, 3, 4)
     assert slates.shape == (4, 3, 3) and values.shape == (4, 3)
@@ -53,8 +40,8 @@ def test_optimal_slates_equal_the_brute_force_optimum():
     assert torch.equal(greedy[0], slates[-1])
 
 
-def test_synthetic_source_has_non_clicks_and_a_true_world_test():
-    bench = _benchmark("gan_user_policies")
+def test_synthetic_source_has_non_clicks_and_a_true_world_test(benchmark_module):
+    bench = benchmark_module("gan_user_policies")
     args = Namespace(ks=[2], world_seed=0, log_sessions=300, epochs=1, no_click="learned",
                      iterations=8, users=16, hidden=8, bandit_iterations=2, alpha=0.5,
                      sessions=200)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -22,16 +18,6 @@ from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.simulators.irecgan.fit import SessionTensors
 from recgym.simulators.irecgan.model import UserBehaviorModel, UserModelConfig
 from recgym.simulators.synthetic_mdp import SyntheticMDP, logging_policy
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_lstmd_is_the_adversarially_updated_user_model_and_leaves_inputs_intact():
@@ -60,8 +46,8 @@ def test_lstmd_is_the_adversarially_updated_user_model_and_leaves_inputs_intact(
     assert fit.agent.greedy and len(fit.agent.history) == 1
 
 
-def test_offline_experiment_core_returns_valid_coverage_curves():
-    offline = _benchmark("irecgan_offline")
+def test_offline_experiment_core_returns_valid_coverage_curves(benchmark_module):
+    offline = benchmark_module("irecgan_offline")
     preset = offline.Preset(embedding_dim=8, hidden_size=8, updates=4, min_epochs=1,
                             max_epochs=2, adversarial_updates=2, n_rollouts=2, batch_size=16,
                             eval_sessions=64)
@@ -78,8 +64,8 @@ def test_offline_experiment_core_returns_valid_coverage_curves():
         assert row["return"] >= 0 and 0 <= row["ctr"] <= 1
 
 
-def test_log_coverage_is_one_for_the_max_policy_and_about_k_over_n_for_random():
-    online = _benchmark("irecgan_online")
+def test_log_coverage_is_one_for_the_max_policy_and_about_k_over_n_for_random(benchmark_module):
+    online = benchmark_module("irecgan_online")
     world = SyntheticMDP()
     top = collect_logs(world, logging_policy("max", world), 100,
                        extra_observation_keys=("true_state",))
