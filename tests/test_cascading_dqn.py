@@ -359,3 +359,15 @@ def test_lr_click_model_as_a_greedy_policy():
     observation = {"history": torch.zeros(1, 12), "candidates": torch.eye(6)[pool].flatten(1)}
     policy = GreedyPolicy(model, 1, name="W&D-LR")
     assert pool[0, policy.act(observation)[0, 0]] == 1
+
+
+def test_lr_click_model_fit_depends_only_on_data_and_seed():
+    """It started from torch's global generator, so two runs of one benchmark differed."""
+    views = _logged_views()
+    fits = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        fits.append(LogisticClickModel(6).fit(views, torch.eye(6), epochs=3, seed=0))
+    for a, b in zip(fits[0].parameters(), fits[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert fits[0].linear.weight.abs().sum() > 0  # it did learn

@@ -101,6 +101,10 @@ class LogisticClickModel(nn.Module):
         super().__init__()
         self.feature_dim = feature_dim
         self.linear = nn.Linear(2 * feature_dim, 1)
+        # the likelihood is convex: start from zero (every option equally likely), so a fit
+        # depends only on its data and seed, not on torch's global generator
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
 
     def item_scores(self, history: Tensor, candidates: Tensor) -> Tensor:
         """Scores ``(B, K)`` of candidates ``(B, K, d)`` after clicks ``(B, m, d)``."""
