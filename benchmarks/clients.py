@@ -9,6 +9,10 @@ errors, the margin in standard errors of the difference and the training speed t
 
     python benchmarks/clients.py                      # every id, the budgets below
     python benchmarks/clients.py --ids IRecGAN-v0 --budget-scale 0.5
+
+Each finished run's row is kept in ``OUT.progress.json`` (atomically); a killed run
+continues with ``--resume`` (same arguments) and skips the finished rows, which are
+seeded, so the table equals an uninterrupted run's; ``--overwrite`` starts afresh.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ import argparse
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import reporting
+
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
+from recgym.data import load_progress, save_progress
 
 MARGIN = 4.0
 """A run learns when its mean return beats random by this many standard errors."""
@@ -93,15 +101,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="evaluation sessions per policy")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(reporting.RESULTS / "clients.md"))
+    add_resume_options(parser, "OUT.progress.json")
     args = parser.parse_args(argv)
     runs = [run for run in RUNS if args.ids is None or run.env_id in args.ids]
     if not runs:
         parser.error(f"no run for {args.ids}; ids: {sorted({run.env_id for run in RUNS})}")
     from recgym.integrations.sb3 import N_ENVS, algorithm_kwargs
 
-    rows = []
-    for run in runs:
+    progress = Path(args.out).with_suffix(".progress.json")
+    settings = run_arguments(args, "ids", "budget_scale", "sessions", "seed")
+    rows = load_progress(progress, settings)["rows"] \
+        if continues_interrupted_run(progress, args) else []
+    for run in runs[len(rows):]:
         rows.append(measure(run, args.budget_scale, args.sessions, args.seed))
+        save_progress(progress, settings, rows=rows)
         print("\n".join(format_rows(rows[-1:])[2:]), flush=True)
     hyper = "\n".join(f"* {run.env_id} {run.algorithm}: {N_ENVS[run.algorithm.lower()]} env(s), "
                       f"{algorithm_kwargs(run.env_id, run.algorithm)}" for run in runs)
@@ -118,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         f"error; a run learns at >= {MARGIN:g}.", "",
         *format_rows(rows), "", "Hyperparameters (SB3 defaults otherwise):", "", hyper])
     print(f"wrote {reporting.write_results(args.out, text)}")
+    progress.unlink()
 
 
 if __name__ == "__main__":

@@ -76,7 +76,14 @@ def tiny_logs(tiny_world):
 
 @pytest.fixture(scope="session")
 def benchmark_module():
-    """Load a script of ``benchmarks/`` by name (it is not a package) as a module."""
+    """Load a script of ``benchmarks/`` by name (it is not a package) as a module.
+
+    The folder goes on ``sys.path``, as when the script runs, for its shared ``reporting``.
+    """
+    folder = str(REPO_ROOT / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
     def load(name: str):
         spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" /
                                                       f"{name}.py")
