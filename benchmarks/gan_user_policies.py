@@ -37,6 +37,9 @@ test, next to two privileged references that read the true state: the one-step o
 
     python benchmarks/gan_user_policies.py --seeds 0 1 2 3 4
     python benchmarks/gan_user_policies.py --source synthetic-mdp --no-click learned
+
+Each finished seed is kept in ``OUT.progress.json`` (atomically): a killed run continues
+with ``--resume`` (same arguments) from the next seed; ``--overwrite`` starts afresh.
 """
 
 from __future__ import annotations
@@ -62,14 +65,17 @@ from agents.cascading_dqn import (
     GreedyPolicy,
     logged_transitions,
 )
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
 from recgym.core.batch import SimulationBatch
 from recgym.core.policy import RandomPolicy
 from recgym.core.simulator import Randomness, State, Step
 from recgym.data import (
     atomic_write,
     load_movielens,
+    load_progress,
     movielens_to_logs,
     save_figure,
+    save_progress,
     split_by_user,
 )
 from recgym.evaluation.rollout import collect_logs, evaluate_policy
@@ -497,7 +503,7 @@ def render(runs: list[dict], command: str, out: Path, args) -> None:
     print("\n".join(lines))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the seeds (or merge saved runs) and write the table and the figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", choices=SOURCES, default="ml-latest-small",
@@ -526,10 +532,12 @@ def main() -> None:
     parser.add_argument("--made-by", help="with --merge: the commands that made the runs")
     parser.add_argument("--out", help="results page (default: benchmarks/results/"
                         "gan_user_policies[_synthetic].md by source)")
-    args = parser.parse_args()
+    add_resume_options(parser, "OUT.progress.json, one entry per finished seed")
+    args = parser.parse_args(argv)
     out = Path(args.out or "benchmarks/results/gan_user_policies"
                f"{'' if args.source == 'ml-latest-small' else '_synthetic'}.md")
-    command = " ".join(["python benchmarks/gan_user_policies.py", *sys.argv[1:]])
+    command = " ".join(["python benchmarks/gan_user_policies.py",
+                        *(sys.argv[1:] if argv is None else argv)])
     if args.merge and args.made_by:
         merged = " ".join(["python benchmarks/gan_user_policies.py --merge", *args.merge])
         command = f"{args.made_by}`, merged by `{merged}"
@@ -538,13 +546,20 @@ def main() -> None:
         render(sorted(runs, key=lambda run: run["seed"]), command, out, args)
         return
     ml = load_movielens("ml-latest-small") if args.source == "ml-latest-small" else None
-    runs = []
-    for seed in args.seeds:
+    progress = out.with_suffix(".progress.json")
+    settings = run_arguments(args, "source", "seeds", "ks", "epochs", "iterations", "users",
+                             "hidden", "bandit_iterations", "alpha", "cooccurrence",
+                             "no_click", "log_sessions", "world_seed", "sessions")
+    runs = load_progress(progress, settings)["runs"] \
+        if continues_interrupted_run(progress, args) else []
+    for seed in args.seeds[len(runs):]:
         runs.append(run_seed(args, seed, ml))
+        save_progress(progress, settings, runs=runs)
         if args.raw:
             with atomic_write(args.raw) as temporary:
                 temporary.write_text(json.dumps(runs))
         render(runs, command, out, args)
+    progress.unlink()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 from argparse import Namespace
 
+import pytest
 import torch
 
 from recgym.core.policy import RandomPolicy
@@ -62,3 +64,36 @@ def test_synthetic_source_has_non_clicks_and_a_true_world_test(benchmark_module)
     assert set(out["world_results"]) == {f"{name}|2" for name in bench.WORLD_ORDER}
     ctr = [ctr for _, ctr in out["results"].values()]
     assert max(ctr) < 1.0  # the test model's users also leave pages without a click
+
+
+def test_an_interrupted_run_resumes_from_the_next_seed(benchmark_module, tmp_path,
+                                                        monkeypatch):
+    bench = benchmark_module("gan_user_policies")
+    tiny = ["--source", "synthetic-mdp", "--no-click", "learned", "--seeds", "0", "1",
+            "--ks", "3", "--epochs", "1", "--iterations", "8", "--users", "16", "--hidden",
+            "8", "--bandit-iterations", "2", "--log-sessions", "300", "--sessions", "50"]
+    whole = tmp_path / "whole.json"
+    bench.main([*tiny, "--out", str(tmp_path / "whole.md"), "--raw", str(whole)])
+    run_seed, calls, killing = bench.run_seed, [], [True]
+
+    def dies_on_the_second_seed(args, seed, ml):
+        calls.append(seed)
+        if seed == 1 and killing[0]:
+            raise RuntimeError("killed")
+        return run_seed(args, seed, ml)
+
+    monkeypatch.setattr(bench, "run_seed", dies_on_the_second_seed)
+    out, raw = tmp_path / "resumed.md", tmp_path / "resumed.json"
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main([*tiny, "--out", str(out), "--raw", str(raw)])
+    with pytest.raises(FileExistsError, match="--resume"):
+        bench.main([*tiny, "--out", str(out), "--raw", str(raw)])
+    calls.clear()
+    killing[0] = False
+    bench.main([*tiny, "--out", str(out), "--raw", str(raw), "--resume"])
+    assert calls == [1] and not out.with_suffix(".progress.json").exists()
+    finished = [{k: v for k, v in run.items() if k != "seconds"}
+                for run in json.loads(raw.read_text())]
+    expected = [{k: v for k, v in run.items() if k != "seconds"}
+                for run in json.loads(whole.read_text())]
+    assert finished == expected
