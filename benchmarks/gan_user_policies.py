@@ -209,12 +209,12 @@ def optimal_slates(world: SyntheticWorld, k: int, horizon: int
         int64 slates ``(horizon, m, k)`` and float64 values ``(horizon, m)``, indexed by
         the steps already taken.
     """
-    rewards = world.rewards.double()
+    rewards, transition = world.rewards.double(), world.transition.double()
     keep = 1.0 if world.continuation is None else world.continuation.double()
     value = torch.zeros(world.num_states, dtype=torch.float64)
     slates, values = [], []
     for _ in range(horizon):
-        after = 1.0 + keep * torch.einsum("asz,z->sa", world.transition.double(), value)
+        after = 1.0 + keep * torch.einsum("asz,z->sa", transition, value)
         worth = torch.zeros(world.num_states, dtype=torch.float64)
         while True:
             slate = (rewards * (rewards * after - worth[:, None])).topk(k, dim=1).indices

@@ -264,14 +264,10 @@ def test_skrl_ppo_updates_on_plain_gym_make(env_id, tmp_path):
     ("SyntheticMDP-v0", "PPO", 0.5, 1000), ("RecSimu-v0", "PPO", 0.5, 1000),
     ("RecSimu-v0", "DQN", 0.5, 1000), ("IRecGAN-v0", "PPO", 1.0, 2000),
     ("RecSimuSlate-v0", "PPO", 1.0, 2000), ("GANUserModel-v0", "PPO", 0.5, 1000)])
-def test_sb3_learns_on_plain_gym_make(env_id, algorithm, budget_scale, n_sessions):
+def test_sb3_learns_on_plain_gym_make(env_id, algorithm, budget_scale, n_sessions,
+                                     benchmark_module):
     """The committed budgets learn (IRecGAN-v0's gain, ~0.4 click, needs 2,000 sessions)."""
-    import importlib
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    clients = importlib.import_module("clients")
+    clients = benchmark_module("clients")
     run = next(r for r in clients.RUNS if (r.env_id, r.algorithm) == (env_id, algorithm))
     row = clients.measure(run, budget_scale=budget_scale, n_sessions=n_sessions)
     assert row["z"] >= clients.MARGIN, row

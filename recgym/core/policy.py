@@ -18,7 +18,7 @@ form.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -268,21 +268,15 @@ class SB3Policy:
         Raises :class:`TargetProbabilityError` over a ``Box`` action space.
         """
         self._require_categorical()
+        chunks = self._chunks(observation, slates, min(chunk_rows, self._rows_per_call()))
         if self._ranks_slates():
-            return self._ranking_probabilities(observation, slates, chunk_rows)
-        total = len(slates)
-        chunk_rows = min(chunk_rows, self._rows_per_call())
+            return self._ranking_probabilities(chunks, slates.shape)
         position_parts, inclusion_parts = [], []
         with torch.no_grad():
-            for start in range(0, total, chunk_rows):
-                rows = slice(start, min(start + chunk_rows, total))
-                chunk = {key: torch.from_numpy(np.ascontiguousarray(value[rows]))
-                         for key, value in observation.items()}
-                obs_tensor, _ = self.model.policy.obs_to_tensor(
-                    to_numpy_observation(chunk, self.observation_keys))
+            for numpy_obs, slate in chunks:
+                obs_tensor, _ = self.model.policy.obs_to_tensor(numpy_obs)
                 distribution = _per_position(
                     self.model.policy.get_distribution(obs_tensor).distribution)
-                slate = torch.from_numpy(np.ascontiguousarray(slates[rows]))
                 every = torch.stack([d.probs.cpu().gather(1, slate) for d in distribution],
                                     1).double()  # (B, position of the model, logged position)
                 position_parts.append(torch.diagonal(every, dim1=1, dim2=2).numpy())
@@ -304,19 +298,23 @@ class SB3Policy:
         columns = slates.to(distribution.scores.device).reshape(len(slates), -1)
         return distribution.step_log_probs(columns).exp().double().cpu()
 
-    def _ranking_probabilities(self, observation: dict[str, np.ndarray], slates: np.ndarray,
-                               chunk_rows: int) -> SlateProbabilities:
+    def _chunks(self, observation: dict[str, np.ndarray], slates: np.ndarray, chunk_rows: int
+                ) -> Iterator[tuple[Any, Tensor]]:
+        """The model's observation and the logged slates, ``chunk_rows`` rows at a time."""
+        for start in range(0, len(slates), chunk_rows):
+            rows = slice(start, min(start + chunk_rows, len(slates)))
+            chunk = {key: torch.from_numpy(np.ascontiguousarray(value[rows]))
+                     for key, value in observation.items()}
+            yield (to_numpy_observation(chunk, self.observation_keys),
+                   torch.from_numpy(np.ascontiguousarray(slates[rows])))
+
+    def _ranking_probabilities(self, chunks: Iterator[tuple[Any, Tensor]],
+                               shape: tuple[int, ...]) -> SlateProbabilities:
         """Slate and prefix probabilities of a ranking model (no per-position marginals)."""
-        total, steps = len(slates), []
         with torch.no_grad():
-            for start in range(0, total, chunk_rows):
-                rows = slice(start, min(start + chunk_rows, total))
-                chunk = {key: torch.from_numpy(np.ascontiguousarray(value[rows]))
-                         for key, value in observation.items()}
-                steps.append(self._step_probabilities(
-                    to_numpy_observation(chunk, self.observation_keys),
-                    torch.from_numpy(np.ascontiguousarray(slates[rows]))).numpy())
-        prefix = np.cumprod(np.concatenate(steps), axis=1) if steps else np.zeros(slates.shape)
+            steps = [self._step_probabilities(numpy_obs, slate).numpy()
+                     for numpy_obs, slate in chunks]
+        prefix = np.cumprod(np.concatenate(steps), axis=1) if steps else np.zeros(shape)
         return SlateProbabilities(
             slate=prefix[:, -1].copy(), prefix=prefix,
             why_not="the model ranks items (Plackett-Luce, recgym's SlateDistribution): the "

@@ -42,30 +42,39 @@ def outcomes(logs: pd.DataFrame) -> np.ndarray:
     return np.where(click >= 0, hit.argmax(1), slates.shape[1])
 
 
-def session_rows(sessions: np.ndarray, picked: np.ndarray) -> np.ndarray:
-    """Row indices of the sessions ``picked`` (indices in order of first appearance), in turn.
+class SessionIndex:
+    """Where the rows of each session lie, sessions numbered in order of first appearance.
 
-    The rows of each picked session keep their order in ``sessions``; a bootstrap resample
-    of whole sessions is ``picked`` drawn with replacement.
+    Built once per log, so that the many resamples of a bootstrap only gather rows.
     """
-    codes, _ = pd.factorize(sessions)
-    order = np.argsort(codes, kind="stable")
-    lengths = np.bincount(codes)
-    starts = np.r_[0, np.cumsum(lengths)[:-1]]
-    offset = np.arange(lengths[picked].sum()) - np.repeat(
-        np.cumsum(lengths[picked]) - lengths[picked], lengths[picked])
-    return order[np.repeat(starts[picked], lengths[picked]) + offset]
+
+    def __init__(self, sessions: np.ndarray) -> None:
+        codes, _ = pd.factorize(sessions)
+        self.order = np.argsort(codes, kind="stable")
+        self.lengths = np.bincount(codes)
+        self.starts = np.r_[0, np.cumsum(self.lengths)[:-1]]
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def rows(self, picked: np.ndarray) -> np.ndarray:
+        """Row indices of the sessions ``picked``, in turn, each keeping its rows' order.
+
+        A bootstrap resample of whole sessions is ``picked`` drawn with replacement.
+        """
+        lengths = self.lengths[picked]
+        offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return self.order[np.repeat(self.starts[picked], lengths) + offset]
 
 
 def pick_sessions(logs: pd.DataFrame, picked: np.ndarray) -> pd.DataFrame:
     """The sessions ``picked`` (indices in order of first appearance), each copy a new session.
 
-    Copies get ids ``0 .. len(picked) - 1`` in the order picked (:func:`session_rows`).
+    Copies get ids ``0 .. len(picked) - 1`` in the order picked (:class:`SessionIndex`).
     """
-    sessions = logs["session_id"].to_numpy()
-    lengths = np.bincount(pd.factorize(sessions)[0])
-    resample = logs.iloc[session_rows(sessions, picked)].copy()
-    resample["session_id"] = np.repeat(np.arange(len(picked)), lengths[picked])
+    index = SessionIndex(logs["session_id"].to_numpy())
+    resample = logs.iloc[index.rows(picked)].copy()
+    resample["session_id"] = np.repeat(np.arange(len(picked)), index.lengths[picked])
     return resample.reset_index(drop=True)
 
 

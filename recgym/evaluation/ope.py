@@ -550,19 +550,24 @@ class SimulatorRollout:
                                       self.n_sessions, seed=seed + (refit + 1) * self.n_sessions,
                                       max_steps=self.max_steps)
                 members.append(c.sum() / max(s.sum(), 1))
-        if len(members) == 1 or self.kind != "count":  # roll-out noise is part of the interval
-            rollout_draws = []
+
+        def rollout_draws() -> list[float]:
+            """The estimate over session resamples of the roll-out (its noise)."""
+            draws = []
             for _ in range(200):
                 picked = rng.integers(0, len(clicks), len(clicks))
-                rollout_draws.append(clicks[picked].sum() / max(steps[picked].sum(), 1))
+                draws.append(clicks[picked].sum() / max(steps[picked].sum(), 1))
+            return draws
+
         if len(members) == 1:
-            low, high = np.quantile(rollout_draws, [alpha / 2, 1 - alpha / 2])
-            std_err = float(np.std(rollout_draws, ddof=1))
+            draws = rollout_draws()
+            low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+            std_err = float(np.std(draws, ddof=1))
         elif self.kind == "count":
             low, high = np.quantile(members[1:], [alpha / 2, 1 - alpha / 2])
             std_err = float(np.std(members[1:], ddof=1))
         else:  # ensemble: the members' range, widened by one roll-out's noise
-            noise = stats.norm.ppf(1 - alpha / 2) * float(np.std(rollout_draws, ddof=1))
+            noise = stats.norm.ppf(1 - alpha / 2) * float(np.std(rollout_draws(), ddof=1))
             low, high = min(members) - noise, max(members) + noise
             std_err = float(np.std(members, ddof=1))
         return {"estimate": estimate, "ci_low": float(low), "ci_high": float(high),

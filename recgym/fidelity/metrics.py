@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from recgym.data.slates import session_rows
+from recgym.data.slates import SessionIndex
 
 ALPHA = 0.05
 
@@ -202,10 +202,10 @@ def session_bootstrap(per_row: dict[str, np.ndarray], sessions: np.ndarray,
         seed: seed of the resampling.
         alpha: 1 - coverage.
     """
-    count = len(pd.unique(sessions))
+    index = SessionIndex(sessions)
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_bootstrap):
-        rows = session_rows(sessions, rng.integers(0, count, count))
+        rows = index.rows(rng.integers(0, len(index), len(index)))
         draws.append(statistic({key: value[rows] for key, value in per_row.items()}))
     return Interval(statistic(per_row), *_quantiles(np.asarray(draws), alpha))

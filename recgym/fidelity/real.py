@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from recgym.data.slates import (
+    SessionIndex,
     bootstrap_sessions,
+    first_occurrence,
     logged_slates,
     outcomes,
-    session_rows,
     sorted_logs,
 )
 from recgym.fidelity.kinds import get_kind
@@ -93,10 +94,7 @@ def popularity_probabilities(fit_logs: pd.DataFrame, test_logs: pd.DataFrame,
     clicked = fit_logs["click"].to_numpy(np.int64)
     counts = np.bincount(clicked[clicked >= 0], minlength=num_items) + 1.0
     slates = logged_slates(test_logs)
-    distinct = np.ones_like(slates, dtype=bool)
-    for column in range(1, slates.shape[1]):
-        distinct[:, column] = (slates[:, :column] != slates[:, column:column + 1]).all(1)
-    weight = counts[slates] * distinct
+    weight = counts[slates] * first_occurrence(slates)
     share = weight / weight.sum(1, keepdims=True)
     return np.concatenate([(1.0 - no_click) * share,
                            np.full((len(slates), 1), no_click)], axis=1)
@@ -168,12 +166,11 @@ def score_probabilities(name: str, probabilities: np.ndarray, test_logs: pd.Data
     refits = [_check_probabilities(p, test_logs, "refit_probabilities")
               for p in refit_probabilities]
     outcome = outcomes(test_logs)
-    sessions = test_logs["session_id"].to_numpy()
-    count = len(pd.unique(sessions))
+    index = SessionIndex(test_logs["session_id"].to_numpy())
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {metric: [] for metric in METRICS}
     for b in range(n_bootstrap):
-        rows = session_rows(sessions, rng.integers(0, count, count))
+        rows = index.rows(rng.integers(0, len(index), len(index)))
         found = _statistics(probabilities[rows], outcome[rows])
         if refits:
             refit = _statistics(refits[b % len(refits)][rows], outcome[rows])
