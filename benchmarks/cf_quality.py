@@ -11,6 +11,12 @@ Every run keeps its best-validation-NDCG@100 epoch, as Liang et al. and RaCT do.
 lambda is chosen on the validation users. ``--schedule paper`` uses RaCT Table 5's ML-20M
 epochs (VAE/DAE 200; RaCT 150 + 50 + 50; CF-SFL 150 + 10 + 50, T = 8), ``--schedule netflix``
 its Netflix column (100; 75 + 50 + 25; 75 + 10 + 25, anneal over 75 epochs).
+
+Each finished (model, seed) run is its record ``RUNS/<data>/<model>-<data>-seed<seed>.json``,
+written atomically; while a command runs, ``RUNS/<data>.progress.json`` lists its finished
+records. A killed command continues with ``--resume`` (same arguments) from the next run,
+to the records it would have written; ``--overwrite`` starts afresh. Without either, an
+interrupted command's progress, or a record this command would write, is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
+from recgym.data import atomic_write, load_progress, save_progress
 
 SCHEDULES = {
     "paper": {
@@ -53,16 +62,30 @@ PAPER = {  # ML-20M, RaCT Table 1 / CF-SFL Table 3
 
 
 def train_all(args: argparse.Namespace) -> None:
-    """Train every model and seed on one dataset; one JSON record per run."""
+    """Train every model and seed on one dataset; one JSON record per run, kept as it finishes."""
     from agents.cf import EASE
-    from agents.cf.train import load_cf_data, run
-    from recgym.cli.arguments import key_value
+    from agents.cf.train import load_cf_data
 
     torch.set_num_threads(args.threads)
     data = load_cf_data(args.data, heldout=args.heldout)
     out = Path(args.runs) / data.name
+    units = [(kind, seed) for seed in args.seeds for kind in args.models  # popularity and
+             if kind not in ("popularity", "ease") or seed == args.seeds[0]]  # EASE: 1 seed
+    progress = Path(args.runs) / f"{data.name}.progress.json"
+    settings = run_arguments(args, "data", "heldout", "seeds", "models", "schedule",
+                             "batch_size", "overrides")
+    continuing = continues_interrupted_run(progress, args)
+    done = load_progress(progress, settings)["done"] if continuing else []
+    if not (continuing or args.overwrite):
+        for kind, seed in units:
+            record = out / f"{kind}-{data.name}-seed{seed}.json"
+            if record.exists():
+                raise FileExistsError(f"{record} holds a finished run: pass --overwrite to run "
+                                      "it again, or choose another --runs folder")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "split.txt").write_text(data.summary + "\n")
+    save_progress(progress, settings, done=done)
+    with atomic_write(out / "split.txt") as temporary:
+        temporary.write_text(data.summary + "\n")
     print(data.summary, flush=True)
     lam_file = out / "ease_lambda.json"
     if "ease" in args.models and not lam_file.exists():
@@ -71,35 +94,45 @@ def train_all(args: argparse.Namespace) -> None:
             res = EASE(data.num_items, l2=lam).fit(data.train).evaluate(*data.valid)
             scores[lam] = res["ndcg@100"].mean
             print(f"EASE lambda={lam}: valid NDCG@100 {scores[lam]:.4f}", flush=True)
-        lam_file.write_text(json.dumps({"lambda": max(scores, key=scores.get),
-                                        "valid_ndcg@100": scores}))
-    for seed in args.seeds:
-        for kind in args.models:
-            path = out / f"{kind}-{data.name}-seed{seed}.json"
-            if path.exists():
-                continue
-            if kind in ("popularity", "ease") and seed != args.seeds[0]:
-                continue  # deterministic given the split
-            overrides = dict(SCHEDULES[args.schedule].get(kind, {}))
-            if args.batch_size and kind not in ("ease", "popularity"):
-                overrides["batch_size"] = args.batch_size
-            if kind not in ("ease", "popularity"):
-                overrides.update(map(key_value, args.overrides))
-            if kind == "ease":
-                overrides["l2"] = json.loads(lam_file.read_text())["lambda"]
-            start = time.time()
-            rec = run(kind, data, seed=seed, out_dir=out, progress=False, overrides=overrides)
-            rec["schedule"] = args.schedule + (f", batch {args.batch_size}"
-                                               if args.batch_size else "")
-            rec["machine"] = f"{platform.processor() or platform.machine()}, " \
-                             f"torch {torch.__version__}, {args.threads} thread(s)"
-            path.write_text(json.dumps(rec, default=str))
-            print(f"{kind} seed {seed}: " + ", ".join(
-                f"{m} {rec['test'][m]['mean']:.4f}" for m in METRICS)
-                  + f" ({time.time() - start:.0f}s)", flush=True)
-            ckpt = out / f"{kind}-{data.name}-seed{seed}.pt"
-            if ckpt.exists() and not args.keep_checkpoints:
-                ckpt.unlink()
+        with atomic_write(lam_file) as temporary:
+            temporary.write_text(json.dumps({"lambda": max(scores, key=scores.get),
+                                             "valid_ndcg@100": scores}))
+    for kind, seed in units:
+        stem = f"{kind}-{data.name}-seed{seed}"
+        if stem in done:
+            continue
+        start = time.time()
+        rec = train_one(kind, seed, data, out, args)
+        with atomic_write(out / f"{stem}.json") as temporary:
+            temporary.write_text(json.dumps(rec, default=str))
+        done.append(stem)
+        save_progress(progress, settings, done=done)
+        print(f"{kind} seed {seed}: " + ", ".join(
+            f"{m} {rec['test'][m]['mean']:.4f}" for m in METRICS)
+              + f" ({time.time() - start:.0f}s)", flush=True)
+        ckpt = out / f"{stem}.pt"
+        if ckpt.exists() and not args.keep_checkpoints:
+            ckpt.unlink()
+    progress.unlink()
+
+
+def train_one(kind: str, seed: int, data, out: Path, args: argparse.Namespace) -> dict:
+    """Train and test one model with one seed: its record, with the schedule and machine."""
+    from agents.cf.train import run
+    from recgym.cli.arguments import key_value
+
+    overrides = dict(SCHEDULES[args.schedule].get(kind, {}))
+    if args.batch_size and kind not in ("ease", "popularity"):
+        overrides["batch_size"] = args.batch_size
+    if kind not in ("ease", "popularity"):
+        overrides.update(map(key_value, args.overrides))
+    if kind == "ease":
+        overrides["l2"] = json.loads((out / "ease_lambda.json").read_text())["lambda"]
+    rec = run(kind, data, seed=seed, out_dir=out, progress=False, overrides=overrides)
+    rec["schedule"] = args.schedule + (f", batch {args.batch_size}" if args.batch_size else "")
+    rec["machine"] = f"{platform.processor() or platform.machine()}, " \
+                     f"torch {torch.__version__}, {args.threads} thread(s)"
+    return rec
 
 
 def _fmt(values: list[float]) -> str:
@@ -177,7 +210,7 @@ def report(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Command line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="ml-100k")
@@ -193,7 +226,8 @@ def main() -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config option for the neural models, e.g. reward_loss=paper")
     p.add_argument("--report", action="store_true")
-    args = p.parse_args()
+    add_resume_options(p, "RUNS/<data>.progress.json, the finished runs of this command")
+    args = p.parse_args(argv)
     if args.report:
         report(args)
     else:

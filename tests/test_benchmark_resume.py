@@ -1,0 +1,93 @@
+"""Multi-run benchmarks continue a killed run with --resume to the result of an uninterrupted one.
+
+Each test runs a script on tiny settings, kills it (an exception from its unit of work)
+once the first unit is saved, checks that the progress is refused without a flag and
+with a changed argument, resumes it and compares the output with an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+def _killed_at_second_unit(monkeypatch, module, name):
+    """Make ``module.name`` raise on its second call; returns the list of calls."""
+    unit, calls = getattr(module, name), []
+
+    def dies_on_the_second_call(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return unit(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, dies_on_the_second_call)
+    return calls
+
+
+def _counted(monkeypatch, module, name):
+    """Record the calls of ``module.name`` (restoring the original); returns the list."""
+    monkeypatch.undo()
+    unit, calls = getattr(module, name), []
+
+    def counts(*args, **kwargs):
+        calls.append(args)
+        return unit(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counts)
+    return calls
+
+
+def _tiny_implicit_data(folder):
+    """An LCF-format folder (``user item item ...``): 60 users, 40 items."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    items = [rng.choice(40, size=16, replace=False) for _ in range(60)]
+    for name, part in (("train.txt", slice(0, 8)), ("test.txt", slice(8, 16))):
+        lines = [" ".join(map(str, [user, *chosen[part]])) for user, chosen in enumerate(items)]
+        (folder / name).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _cf_records(folder):
+    """Every record of a cf_quality runs folder without its timings and machine."""
+    records = {}
+    for path in sorted(folder.glob("*/*.json")):
+        if path.name == "ease_lambda.json":
+            continue
+        record = json.loads(path.read_text())
+        for key in ("train_seconds", "eval_seconds", "machine"):
+            record.pop(key)
+        for epoch in record["history"]:
+            epoch.pop("seconds")
+        records[path.name] = record
+    return records
+
+
+def test_cf_quality_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch):
+    bench = benchmark_module("cf_quality")
+    data = _tiny_implicit_data(tmp_path / "data")
+    tiny = ["--data", str(data), "--seeds", "0", "1", "--models", "popularity", "mult-dae",
+            "--set", "epochs=2", "--batch-size", "16"]
+    whole = tmp_path / "whole"
+    bench.main([*tiny, "--runs", str(whole)])
+    assert len(_cf_records(whole)) == 3 and not list(whole.glob("*.progress.json"))
+
+    runs = tmp_path / "resumed"
+    _killed_at_second_unit(monkeypatch, bench, "train_one")
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main([*tiny, "--runs", str(runs)])
+    assert len(_cf_records(runs)) == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        bench.main([*tiny, "--runs", str(runs)])
+    with pytest.raises(ValueError, match="--seeds"):
+        bench.main([*tiny[:3], *tiny[4:], "--runs", str(runs), "--resume"])
+    calls = _counted(monkeypatch, bench, "train_one")
+    bench.main([*tiny, "--runs", str(runs), "--resume"])
+    assert [call[:2] for call in calls] == [("mult-dae", 0), ("mult-dae", 1)]
+    assert _cf_records(runs) == _cf_records(whole)
+    assert not list(runs.glob("*.progress.json"))
+    with pytest.raises(FileExistsError, match="--overwrite"):  # finished runs are not reused
+        bench.main([*tiny, "--runs", str(runs)])
