@@ -91,3 +91,41 @@ def test_cf_quality_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch
     assert not list(runs.glob("*.progress.json"))
     with pytest.raises(FileExistsError, match="--overwrite"):  # finished runs are not reused
         bench.main([*tiny, "--runs", str(runs)])
+
+
+def test_recsimu_experiments_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch,
+                                                  tiny_world):
+    from recgym.data import LogDataset
+    from recgym.fidelity import make_logs
+
+    bench = benchmark_module("recsimu_experiments")
+    logs = make_logs(tiny_world, "random", 400).drop(columns="true_state")
+    last = logs["step"] == logs.groupby("session_id")["step"].transform("max")
+    logs = logs[~(last & (logs["session_id"] % 2 == 0))].copy()  # some end with a click,
+    skipped = np.random.default_rng(0).random(len(logs)) < 0.3  # some skip within: every
+    logs.loc[skipped, "click"] = -1  # split of the tuples has both classes (for the AUC)
+    data = tmp_path / "logs.parquet"
+    LogDataset(logs, num_items=tiny_world.num_items).save(data)
+    tiny = ["--data", str(data), "--seeds", "0", "1", "--state-length", "2", "--epochs", "1",
+            "--pretrain-epochs", "1", "--embedding-epochs", "1", "--sensitivity-only",
+            "--sensitivity-n", "2"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"  # named in the commands
+    bench.main([*tiny, "--runs", str(whole / "runs.jsonl"), "--out", str(whole / "out.md")])
+
+    paths = ["--runs", str(resumed / "runs.jsonl"), "--out", str(resumed / "out.md")]
+    _killed_at_second_unit(monkeypatch, bench, "run_seed")
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main([*tiny, *paths])
+    assert len((resumed / "runs.jsonl").read_text().splitlines()) == 1
+    assert not (resumed / "out.md").exists()
+    with pytest.raises(FileExistsError, match="--resume"):
+        bench.main([*tiny, *paths])
+    with pytest.raises(ValueError, match="--epochs"):
+        bench.main([*tiny[:8], "2", *tiny[9:], *paths, "--resume"])
+    calls = _counted(monkeypatch, bench, "run_seed")
+    bench.main([*tiny, *paths, "--resume"])
+    assert [call[1] for call in calls] == [1]
+    for name in ("out.md", "runs.jsonl"):  # equal but for the folder in the commands
+        assert (resumed / name).read_text().replace("resumed", "whole") == \
+            (whole / name).read_text()
+    assert not list(resumed.glob("*.progress.json"))
