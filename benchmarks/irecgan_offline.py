@@ -14,9 +14,12 @@ report coverage@r (r = 1..10) and the average cumulative reward.
     python benchmarks/irecgan_offline.py --seeds 0 1 2
     python benchmarks/irecgan_offline.py --seeds 0 --sizes 200 1000 --report-only
 
-Each finished (policy, size, seed) run is appended to ``runs/irecgan_offline.jsonl``
-(re-runs skip finished ones); the table and plot are rebuilt from that file into
-``benchmarks/results/irecgan_offline.{md,png}``.
+Each finished (policy, size, seed) run is kept in ``runs/irecgan_offline.jsonl`` (rewritten
+atomically; later commands with the same preset reuse finished runs); the table and plot are
+rebuilt from that file into ``benchmarks/results/irecgan_offline.{md,png}``. While a command
+runs, ``OUT.progress.json`` holds its arguments: a killed command continues with ``--resume``
+(same arguments) to the result it would have had, ``--overwrite`` starts afresh and runs
+every setting of the command again; without either, the progress is refused.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ from agents.irecgan import (
     UserModelPolicy,
     train_irecgan,
 )
-from recgym.data import LogDataset, atomic_write, save_figure
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
+from recgym.data import LogDataset, atomic_write, load_progress, save_figure, save_progress
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.simulators.irecgan.fit import SessionTensors, UserModelTraining, fit_user_model
 from recgym.simulators.synthetic_mdp import LOGGING_POLICIES, SyntheticMDP, logging_policy
@@ -256,7 +260,16 @@ def plot(records: list[dict], path: Path) -> None:
     save_figure(figure, path)
 
 
-def main() -> None:
+def _keep(runs: Path, record: dict, key: tuple[str, ...]) -> None:
+    """Write ``record`` into the runs file in place of any run with its ``key`` values."""
+    lines = runs.read_text().splitlines() if runs.exists() else []
+    others = [line for line in lines
+              if [json.loads(line)[name] for name in key] != [record[name] for name in key]]
+    with atomic_write(runs) as temporary:
+        temporary.write_text("".join(line + "\n" for line in [*others, json.dumps(record)]))
+
+
+def main(argv: list[str] | None = None) -> None:
     """Run the missing (policy, size, seed) settings, then write the table and plot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -267,45 +280,56 @@ def main() -> None:
     parser.add_argument("--embedding-dim", type=int, default=Preset.embedding_dim)
     parser.add_argument("--adversarial-updates", type=int, default=Preset.adversarial_updates)
     parser.add_argument("--runs", default="runs/irecgan_offline.jsonl",
-                        help="JSON-lines file of finished runs (appended; reused)")
+                        help="JSON-lines file of finished runs (kept; reused)")
     parser.add_argument("--out", default="benchmarks/results/irecgan_offline")
     parser.add_argument("--report-only", action="store_true",
                         help="only rebuild the table and plot from --runs")
-    args = parser.parse_args()
+    add_resume_options(parser, "OUT.progress.json, the arguments of the running command")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     preset = Preset(embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
                     adversarial_updates=args.adversarial_updates)
-    runs = Path(args.runs)
+    runs, progress = Path(args.runs), Path(args.out + ".progress.json")
+    if not args.report_only:
+        settings = run_arguments(args, "seeds", "sizes", "policies", "hidden_size",
+                                 "embedding_dim", "adversarial_updates", "runs")
+        if continues_interrupted_run(progress, args):
+            load_progress(progress, settings)  # refuses other arguments
+        save_progress(progress, settings)
     records = [json.loads(line) for line in runs.read_text().splitlines()] \
         if runs.exists() else []
     records = [r for r in records if r["preset"] == asdict(preset)]
     done = {(r["policy"], r["n_sessions"], r["seed"]) for r in records}
     if not args.report_only:
-        runs.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
             for size in args.sizes:
                 for policy in args.policies:
-                    if (policy, size, seed) in done:
+                    if (policy, size, seed) in done and not args.overwrite:
                         continue
                     start = time.perf_counter()
                     results = run_setting(policy, size, seed, preset)
                     record = {"policy": policy, "n_sessions": size, "seed": seed,
                               "preset": asdict(preset), "results": results,
                               "seconds": time.perf_counter() - start}
-                    with runs.open("a") as handle:
-                        handle.write(json.dumps(record) + "\n")
+                    _keep(runs, record, ("policy", "n_sessions", "seed", "preset"))
+                    records = [r for r in records
+                               if (r["policy"], r["n_sessions"], r["seed"]) != (policy, size, seed)]
                     records.append(record)
                     print(f"{policy:6s} {size:6d} seed {seed}: " + ", ".join(
                         f"{m} {results[m]['return']:.2f}" for m in METHODS)
                         + f" ({record['seconds']:.0f} s)", flush=True)
     if not records:
         raise SystemExit(f"no finished runs in {runs} for this preset; run without --report-only")
-    command = "python " + " ".join(sys.argv)
+    command = " ".join(["python benchmarks/irecgan_offline.py", *(
+        argument for argument in (sys.argv[1:] if argv is None else argv)
+        if argument not in ("--resume", "--overwrite"))])
     seconds = sum(r["seconds"] for r in records)
     with atomic_write(args.out + ".md") as temporary:
         temporary.write_text(markdown(records, command, preset, seconds))
     plot(records, Path(args.out + ".png"))
     print(f"wrote {args.out}.md and {args.out}.png")
+    if not args.report_only:
+        progress.unlink()
 
 
 if __name__ == "__main__":

@@ -129,3 +129,40 @@ def test_recsimu_experiments_resumes_a_killed_run(benchmark_module, tmp_path, mo
         assert (resumed / name).read_text().replace("resumed", "whole") == \
             (whole / name).read_text()
     assert not list(resumed.glob("*.progress.json"))
+
+
+def _irecgan_records(path):
+    """The runs of an irecgan_offline / _online runs file, without their timings."""
+    return [{key: value for key, value in json.loads(line).items() if key != "seconds"}
+            for line in path.read_text().splitlines()]
+
+
+def _without_timing(path):
+    """A results page without its line of dates and minutes, equal but for the folder name."""
+    return [line.replace("resumed", "whole") for line in path.read_text().splitlines()
+            if not line.startswith("Date ")]
+
+
+def test_irecgan_offline_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch):
+    bench = benchmark_module("irecgan_offline")
+    tiny = ["--seeds", "0", "--sizes", "20", "--policies", "random", "max", "--hidden-size",
+            "8", "--embedding-dim", "8", "--adversarial-updates", "1"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    bench.main([*tiny, "--runs", str(whole / "runs.jsonl"), "--out", str(whole / "out")])
+    assert len(_irecgan_records(whole / "runs.jsonl")) == 2
+
+    paths = ["--runs", str(resumed / "runs.jsonl"), "--out", str(resumed / "out")]
+    _killed_at_second_unit(monkeypatch, bench, "run_setting")
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main([*tiny, *paths])
+    assert len(_irecgan_records(resumed / "runs.jsonl")) == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        bench.main([*tiny, *paths])
+    with pytest.raises(ValueError, match="--hidden-size"):
+        bench.main([*tiny[:8], "16", *tiny[9:], *paths, "--resume"])
+    calls = _counted(monkeypatch, bench, "run_setting")
+    bench.main([*tiny, *paths, "--resume"])
+    assert [call[:3] for call in calls] == [("max", 20, 0)]
+    assert _irecgan_records(resumed / "runs.jsonl") == _irecgan_records(whole / "runs.jsonl")
+    assert _without_timing(resumed / "out.md") == _without_timing(whole / "out.md")
+    assert not (resumed / "out.progress.json").exists()
