@@ -18,8 +18,12 @@ that no method learns from.
 
     python benchmarks/irecgan_online.py --seeds 0 1 2
 
-Finished seeds are appended to ``runs/irecgan_online.jsonl`` (re-runs skip them); the
-table and plot go to ``benchmarks/results/irecgan_online.{md,png}``.
+Finished seeds are kept in ``runs/irecgan_online.jsonl`` (rewritten atomically; later
+commands with the same preset reuse them); the table and plot go to
+``benchmarks/results/irecgan_online.{md,png}``. While a command runs, ``OUT.progress.json``
+holds its arguments: a killed command continues with ``--resume`` (same arguments) to the
+result it would have had, ``--overwrite`` starts afresh and runs every seed of the command
+again; without either, the progress is refused.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ from agents.irecgan import (
     UserModelPolicy,
     train_irecgan,
 )
-from recgym.data import LogDataset, atomic_write, save_figure
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
+from recgym.data import LogDataset, atomic_write, load_progress, save_figure, save_progress
 from recgym.evaluation import collect_logs, evaluate_policy
 from recgym.simulators.irecgan.fit import SessionTensors
 from recgym.simulators.irecgan.model import UserBehaviorModel, UserModelConfig
@@ -286,43 +291,58 @@ def plot(records: list[dict], path: Path) -> None:
     save_figure(figure, path)
 
 
-def main() -> None:
+def _keep(runs: Path, record: dict) -> None:
+    """Write ``record`` into the runs file in place of any run of its seed and preset."""
+    lines = runs.read_text().splitlines() if runs.exists() else []
+    others = [line for line in lines if [json.loads(line)[name] for name in ("seed", "preset")]
+              != [record["seed"], record["preset"]]]
+    with atomic_write(runs) as temporary:
+        temporary.write_text("".join(line + "\n" for line in [*others, json.dumps(record)]))
+
+
+def main(argv: list[str] | None = None) -> None:
     """Run the missing seeds, then write the table and plot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=OnlinePreset.iterations)
     parser.add_argument("--runs", default="runs/irecgan_online.jsonl",
-                        help="JSON-lines file of finished seeds (appended; reused)")
+                        help="JSON-lines file of finished seeds (kept; reused)")
     parser.add_argument("--out", default="benchmarks/results/irecgan_online")
     parser.add_argument("--progress", action="store_true", help="print every iteration")
-    args = parser.parse_args()
+    add_resume_options(parser, "OUT.progress.json, the arguments of the running command")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     preset = OnlinePreset(iterations=args.iterations)
-    runs = Path(args.runs)
+    runs, progress = Path(args.runs), Path(args.out + ".progress.json")
+    settings = run_arguments(args, "seeds", "iterations", "runs")
+    if continues_interrupted_run(progress, args):
+        load_progress(progress, settings)  # refuses other arguments
+    save_progress(progress, settings)
     records = [json.loads(line) for line in runs.read_text().splitlines()] \
         if runs.exists() else []
     records = [r for r in records if r["preset"] == asdict(preset)]
     done = {r["seed"] for r in records}
-    runs.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        if seed in done:
+        if seed in done and not args.overwrite:
             continue
         start = time.perf_counter()
         curves = run_seed(seed, preset, progress=args.progress)
         record = {"seed": seed, "preset": asdict(preset), "curves": curves,
                   "seconds": time.perf_counter() - start}
-        with runs.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        records.append(record)
+        _keep(runs, record)
+        records = [*(r for r in records if r["seed"] != seed), record]
         print(f"seed {seed} done in {record['seconds']:.0f} s", flush=True)
     if not records:
         raise SystemExit(f"no finished seeds in {runs} for this preset")
-    command = "python " + " ".join(sys.argv)
+    command = " ".join(["python benchmarks/irecgan_online.py", *(
+        argument for argument in (sys.argv[1:] if argv is None else argv)
+        if argument not in ("--resume", "--overwrite"))])
     with atomic_write(args.out + ".md") as temporary:
         temporary.write_text(markdown(records, command, preset,
                                       sum(r["seconds"] for r in records)))
     plot(records, Path(args.out + ".png"))
     print(f"wrote {args.out}.md and {args.out}.png")
+    progress.unlink()
 
 
 if __name__ == "__main__":

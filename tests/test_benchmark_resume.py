@@ -166,3 +166,27 @@ def test_irecgan_offline_resumes_a_killed_run(benchmark_module, tmp_path, monkey
     assert _irecgan_records(resumed / "runs.jsonl") == _irecgan_records(whole / "runs.jsonl")
     assert _without_timing(resumed / "out.md") == _without_timing(whole / "out.md")
     assert not (resumed / "out.progress.json").exists()
+
+
+def test_irecgan_online_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch):
+    bench = benchmark_module("irecgan_online")
+    tiny = ["--seeds", "0", "1", "--iterations", "1"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    bench.main([*tiny, "--runs", str(whole / "runs.jsonl"), "--out", str(whole / "out")])
+    assert len(_irecgan_records(whole / "runs.jsonl")) == 2
+
+    paths = ["--runs", str(resumed / "runs.jsonl"), "--out", str(resumed / "out")]
+    _killed_at_second_unit(monkeypatch, bench, "run_seed")
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main([*tiny, *paths])
+    assert len(_irecgan_records(resumed / "runs.jsonl")) == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        bench.main([*tiny, *paths])
+    with pytest.raises(ValueError, match="--iterations"):
+        bench.main([*tiny[:-1], "2", *paths, "--resume"])
+    calls = _counted(monkeypatch, bench, "run_seed")
+    bench.main([*tiny, *paths, "--resume"])
+    assert [call[0] for call in calls] == [1]
+    assert _irecgan_records(resumed / "runs.jsonl") == _irecgan_records(whole / "runs.jsonl")
+    assert _without_timing(resumed / "out.md") == _without_timing(whole / "out.md")
+    assert not (resumed / "out.progress.json").exists()
