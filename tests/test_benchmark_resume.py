@@ -8,6 +8,7 @@ with a changed argument, resumes it and compares the output with an uninterrupte
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -190,3 +191,31 @@ def test_irecgan_online_resumes_a_killed_run(benchmark_module, tmp_path, monkeyp
     assert _irecgan_records(resumed / "runs.jsonl") == _irecgan_records(whole / "runs.jsonl")
     assert _without_timing(resumed / "out.md") == _without_timing(whole / "out.md")
     assert not (resumed / "out.progress.json").exists()
+
+
+def test_gan_user_fidelity_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch,
+                                                shared_data):
+    bench = benchmark_module("gan_user_fidelity")
+    tiny = ["--data", "yoochoose", "--root", str(shared_data / "yoochoose-clicks-100k"),
+            "--max-sessions", "300", "--seeds", "0", "1", "--epochs", "1",
+            "--adversarial-epochs", "1", "--hidden", "8"]
+    whole, resumed = tmp_path / "whole.md", tmp_path / "resumed.md"
+    bench.main([*tiny, "--out", str(whole)])
+
+    _killed_at_second_unit(monkeypatch, bench, "run_seed")
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main([*tiny, "--out", str(resumed)])
+    assert "seeds [0]" in resumed.read_text()  # the table of the finished seed
+    with pytest.raises(FileExistsError, match="--resume"):
+        bench.main([*tiny, "--out", str(resumed)])
+    with pytest.raises(ValueError, match="--max-sessions"):
+        bench.main([*tiny[:5], "200", *tiny[6:], "--out", str(resumed), "--resume"])
+    calls = _counted(monkeypatch, bench, "run_seed")
+    bench.main([*tiny, "--out", str(resumed), "--resume"])
+    assert [call[1] for call in calls] == [1]
+
+    def table(path):  # without the minutes it took, and the file's name
+        return re.sub(r"\d+ min on", "", path.read_text().replace("resumed.md", "whole.md"))
+
+    assert table(resumed) == table(whole) and "seeds [0, 1]" in whole.read_text()
+    assert not resumed.with_suffix(".progress.json").exists()
