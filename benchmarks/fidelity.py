@@ -9,8 +9,17 @@ headline numbers are checked against the targets of ``docs/fidelity.md``.
         --sessions 10000 --kinds irecgan count count-privileged item-rate logistic --seeds 0
 
 Writes ``benchmarks/results/fidelity_<world>.md`` (rewritten after every kind, so a long
-run leaves its finished part), ``fidelity_<world>.runs.jsonl`` (one line per fit) and the
-plots ``fidelity_<world>_<logging>_<kind>.png`` (first seed).
+run leaves its finished part), ``fidelity_<world>.runs.jsonl`` (one line per fit, rewritten
+atomically after every fit; ``--append`` keeps the runs it held) and the plots
+``fidelity_<world>_<logging>_<kind>.png`` (first seed).
+
+While it runs, ``fidelity_<world>.progress.json`` keeps each finished (logging, kind, seed)
+fit and ``fidelity_<world>.progress/`` the finished parts of the others (the world's PPO,
+the logs, the fit, each policy's roll-outs: :func:`recgym.fidelity.score`'s ``parts``): a
+killed run continues with ``--resume`` (same arguments, ``--append`` included) from there,
+to the results it would have written; ``--overwrite`` starts afresh (with ``--append``,
+from the runs the file held before the killed command); without either, the progress is
+refused.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,7 +37,9 @@ from pathlib import Path
 import torch
 
 from recgym.cli.arguments import key_value
-from recgym.data import atomic_write
+from recgym.cli.fidelity import SavedParts
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
+from recgym.data import atomic_write, load_progress, save_progress
 from recgym.fidelity import (
     KINDS,
     WORLDS,
@@ -175,8 +187,13 @@ def _write(path: Path, args: argparse.Namespace, runs: list[dict], reports: list
         temporary.write_text(text + "\n")
 
 
+def _unit_folder(folder: Path, *names: object) -> Path:
+    """Where the parts of one unit (seed; seed and logging; seed, logging and kind) go."""
+    return folder / "_".join(str(name) for name in names)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark."""
+    """Run the benchmark (continuing a killed run with ``--resume``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", choices=WORLDS, default="default")
     parser.add_argument("--logging", nargs="+", choices=LOGGING_POLICIES,
@@ -201,40 +218,92 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="benchmarks/results", help="results folder")
     parser.add_argument("--append", action="store_true",
                         help="keep the runs already in fidelity_<world>.runs.jsonl (e.g. "
-                             "earlier seeds) and add these")
+                             "earlier seeds) and add these; a killed --append command "
+                             "continues with --append --resume, keeping the runs the file "
+                             "held when it started (without --append the file is started "
+                             "afresh)")
+    add_resume_options(parser, "OUT/fidelity_<world>.progress.json, the finished (logging, "
+                               "kind, seed) fits, and OUT/fidelity_<world>.progress/, the "
+                               "finished parts of the others (pickles: resume only runs of "
+                               "your own)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"fidelity_{args.world}.md"
     runs_path = out / f"fidelity_{args.world}.runs.jsonl"
-    extra = {"command": "OMP_NUM_THREADS=1 python benchmarks/fidelity.py "
-                        + shlex.join(sys.argv[1:] if argv is None else argv),
-             "load_start": tuple(round(x, 2) for x in os.getloadavg()), "references": []}
-    world = make_world(args.world)
-    runs: list[dict] = []
-    reports: list[str] = []
-    if args.append and runs_path.exists():
-        runs = [json.loads(line) for line in runs_path.read_text().splitlines() if line]
-        reports = [_stored_report(run) for run in runs]
-        extra["command"] += "\n# appended to the runs of earlier commands (see the table)"
+    progress = out / f"fidelity_{args.world}.progress.json"
+    folder = out / f"fidelity_{args.world}.progress"
+    settings = run_arguments(args, "world", "logging", "sessions", "kinds", "seeds",
+                             "eval_sessions", "held_out", "ppo_timesteps", "ensemble",
+                             "kind_options", "append")
+    if continues_interrupted_run(progress, args):
+        state = load_progress(progress, settings)  # refuses other arguments
+        del state["run"]
+        print(f"resuming: {len(state['runs'])} fits done", flush=True)
     else:
-        runs_path.write_text("")
+        earlier: list[dict] = []
+        if args.append and progress.exists():  # --overwrite: the file before that command
+            earlier = json.loads(progress.read_text())["earlier"]
+        elif args.append and runs_path.exists():
+            earlier = [json.loads(line) for line in runs_path.read_text().splitlines() if line]
+        shutil.rmtree(folder, ignore_errors=True)
+        command = [argument for argument in (sys.argv[1:] if argv is None else argv)
+                   if argument not in ("--resume", "--overwrite")]
+        state = {"earlier": earlier, "runs": [], "reports": [], "references": {},
+                 "extra": {"command": "OMP_NUM_THREADS=1 python benchmarks/fidelity.py "
+                                      + shlex.join(command),
+                           "load_start": str(tuple(round(x, 2) for x in os.getloadavg()))}}
+        if args.append and earlier:
+            state["extra"]["command"] += ("\n# appended to the runs of earlier commands "
+                                          "(see the table)")
+    runs, references = state["runs"], state["references"]
+    earlier_reports = [_stored_report(run) for run in state["earlier"]]
+
+    def keep() -> None:
+        """Save the progress, then the runs file, atomically: earlier runs + finished fits."""
+        save_progress(progress, settings, **state)
+        with atomic_write(runs_path) as temporary:
+            temporary.write_text("".join(json.dumps(run) + "\n"
+                                         for run in [*state["earlier"], *runs]))
+
+    def write() -> None:
+        extra = {**state["extra"], "references": list(references.values())}
+        _write(path, args, [*state["earlier"], *runs], [*earlier_reports, *state["reports"]],
+               extra)
+
+    keep()
+    done = {(run["logging"], run["kind"], run["seed"]) for run in runs}
+    world = make_world(args.world)
     for seed in args.seeds:
+        if all((logging, kind, seed) in done for logging in args.logging
+               for kind in args.kinds):
+            continue
+        parts = SavedParts(_unit_folder(folder, seed), settings)
         started = time.perf_counter()
-        world_ppo = train_ppo(world, args.ppo_timesteps, seed=seed) \
+        world_ppo = parts("ppo-world", train_ppo, world, args.ppo_timesteps, seed=seed) \
             if args.ppo_timesteps > 0 else None
-        extra["references"].append(f"seed {seed}: PPO in the world trained in "
-                                   f"{time.perf_counter() - started:.0f} s")
+        references.setdefault(f"{seed}", f"seed {seed}: PPO in the world trained in "
+                                         f"{time.perf_counter() - started:.0f} s"
+                              + (" (loaded: resumed)" if parts.loaded else ""))
         for logging in args.logging:
+            if all((logging, kind, seed) in done for kind in args.kinds):
+                continue
+            parts = SavedParts(_unit_folder(folder, seed, logging), settings)
             started = time.perf_counter()
-            logs = make_logs(world, logging, args.sessions, seed=seed * 100_000)
-            held = held_out_logs(world, logging, args.held_out)
-            extra["references"].append(
+            logs = parts("logs", make_logs, world, logging, args.sessions, seed=seed * 100_000)
+            held = parts("held-out-logs", held_out_logs, world, logging, args.held_out)
+            references.setdefault(
+                f"{seed} {logging}",
                 f"seed {seed}, {logging}: {len(logs):,} logged page views, {len(held):,} "
-                f"held-out, made in {time.perf_counter() - started:.1f} s")
+                f"held-out, made in {time.perf_counter() - started:.1f} s"
+                + (" (loaded: resumed)" if parts.loaded else ""))
             for kind in args.kinds:
+                if (logging, kind, seed) in done:
+                    continue
                 print(f"== {args.world} {logging} {kind} seed {seed}", flush=True)
+                unit = _unit_folder(folder, seed, logging, kind)
+                parts = SavedParts(unit, settings)
                 started = time.perf_counter()
                 report = score(kind, world=world, logs=logs, held_out=held,
                                n_sessions=args.eval_sessions, seed=seed,
@@ -242,8 +311,12 @@ def main(argv: list[str] | None = None) -> None:
                                kind_options={**KIND_OPTIONS.get(kind, {}),
                                              **dict(args.kind_options)},
                                ensemble=args.ensemble,
-                               progress=True)
+                               progress=True, parts=parts)
                 seconds = time.perf_counter() - started
+                if parts.loaded:
+                    report.notes.append(
+                        f"resumed: {len(parts.loaded)} parts ({', '.join(parts.loaded)}) were "
+                        "loaded from the interrupted run; their times are those of loading")
                 report.kind = f"{kind} on {logging} logs, seed {seed}"
                 if seed == args.seeds[0]:
                     report.plot(out / f"fidelity_{args.world}_{logging}_{kind}.png")
@@ -253,12 +326,17 @@ def main(argv: list[str] | None = None) -> None:
                        "seconds": seconds,
                        "timings": report.timings, "summary": report.summary.to_dict("records"),
                        "table": report.table.to_dict("records")}
-                runs.append(run)
-                reports.append(report.to_markdown() + f"\nTotal {seconds:.0f} s.\n")
-                with open(runs_path, "a") as file:
-                    file.write(json.dumps(run, default=float) + "\n")
-                _write(path, args, runs, reports, extra)
+                runs.append(json.loads(json.dumps(run, default=float)))
+                state["reports"].append(report.to_markdown() + f"\nTotal {seconds:.0f} s.\n")
+                keep()
+                write()
+                shutil.rmtree(unit, ignore_errors=True)
                 print(report.to_markdown(), flush=True)
+            shutil.rmtree(_unit_folder(folder, seed, logging), ignore_errors=True)
+        shutil.rmtree(_unit_folder(folder, seed), ignore_errors=True)
+    write()
+    shutil.rmtree(folder, ignore_errors=True)
+    progress.unlink()
     print(f"wrote {path}")
 
 

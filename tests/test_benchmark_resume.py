@@ -219,3 +219,50 @@ def test_gan_user_fidelity_resumes_a_killed_run(benchmark_module, tmp_path, monk
 
     assert table(resumed) == table(whole) and "seeds [0, 1]" in whole.read_text()
     assert not resumed.with_suffix(".progress.json").exists()
+
+
+def _fidelity_runs(path):
+    """The fits of a fidelity runs file, without their timings."""
+    return [{key: value for key, value in json.loads(line).items()
+             if key not in ("seconds", "timings")} for line in path.read_text().splitlines()]
+
+
+def _fidelity_sections(path):
+    """The per-fit sections of a fidelity results page, without their timings."""
+    text = path.read_text().split("\n## Per kind\n", 1)[1]
+    return [line for line in text.splitlines()
+            if not line.startswith(("Time:", "Total ", "Note: resumed"))]
+
+
+def test_fidelity_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch):
+    import shutil
+
+    bench = benchmark_module("fidelity")
+    tiny = ["--logging", "random", "--sessions", "60", "--kinds", "count", "item-rate",
+            "--seeds", "0", "--eval-sessions", "4", "--held-out", "20", "--ppo-timesteps",
+            "2048", "--ensemble", "1"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    bench.main([*tiny, "--out", str(whole)])
+    runs = "fidelity_default.runs.jsonl"
+    assert len(_fidelity_runs(whole / runs)) == 2
+
+    resumed.mkdir()  # the runs of an earlier command, kept by --append
+    shutil.copy(whole / runs, resumed / runs)
+    _killed_at_second_unit(monkeypatch, bench, "score")
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main([*tiny, "--out", str(resumed), "--append"])
+    assert len(_fidelity_runs(resumed / runs)) == 3
+    with pytest.raises(FileExistsError, match="--resume"):
+        bench.main([*tiny, "--out", str(resumed), "--append"])
+    with pytest.raises(ValueError, match="--append"):  # the earlier runs are not dropped
+        bench.main([*tiny, "--out", str(resumed), "--resume"])
+    with pytest.raises(ValueError, match="--sessions"):
+        bench.main([*tiny[:3], "80", *tiny[4:], "--out", str(resumed), "--append", "--resume"])
+    calls = _counted(monkeypatch, bench, "score")
+    monkeypatch.setattr(bench, "train_ppo", None)  # the world's PPO is loaded, not retrained
+    bench.main([*tiny, "--out", str(resumed), "--append", "--resume"])
+    assert calls == [("item-rate",)]
+    assert _fidelity_runs(resumed / runs) == 2 * _fidelity_runs(whole / runs)  # no duplicate
+    sections = _fidelity_sections(resumed / "fidelity_default.md")
+    assert sections[len(sections) // 2:] == _fidelity_sections(whole / "fidelity_default.md")
+    assert not list(resumed.glob("*.progress*"))
