@@ -21,13 +21,19 @@ reasonable memory or time is listed with the reason (memory estimate, or a pilot
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/fidelity_real.py \
         --root ../shared/data --data open-bandit coat ml-latest-small yoochoose
+
+Each finished (case, kind) row is kept in ``OUT.progress.json`` (atomically): a killed run
+continues with ``--resume`` (same arguments) from the next kind, to the results it would
+have written; ``--overwrite`` starts afresh; without either, the progress is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +42,17 @@ import numpy as np
 import pandas as pd
 import reporting
 
-from recgym.data import gan_user_model_split, load_coat, load_open_bandit
+from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
+from recgym.data import (
+    gan_user_model_split,
+    load_coat,
+    load_open_bandit,
+    load_progress,
+    save_progress,
+)
 from recgym.data.slates import bootstrap_sessions, logged_slates, pick_sessions, sorted_logs
 from recgym.fidelity import KINDS, PRIVILEGED_KINDS, WorldInfo
+from recgym.fidelity.metrics import Interval
 from recgym.fidelity.real import (
     RealScore,
     popularity_probabilities,
@@ -188,8 +202,13 @@ def row(result: RealScore, note: str = "") -> dict:
             "refits": result.refits, "note": note}
 
 
-def run_case(case: Case, kinds: list[str], args: argparse.Namespace) -> list[dict]:
-    """Baselines and every kind on one case."""
+def run_case(case: Case, kinds: list[str], args: argparse.Namespace,
+             done: list[dict] | None = None, finished=None) -> list[dict]:
+    """Baselines and every kind on one case.
+
+    ``done``: the rows of the kinds an interrupted run finished (in ``kinds`` order), not
+    run again; ``finished(row)`` is called with each new kind's row as it is made.
+    """
     def popularity(fit_logs: pd.DataFrame) -> np.ndarray:
         return popularity_probabilities(fit_logs, case.test_logs, case.info.num_items)
 
@@ -201,43 +220,65 @@ def run_case(case: Case, kinds: list[str], args: argparse.Namespace) -> list[dic
                                     case.test_logs, refit_probabilities=refitted,
                                     n_bootstrap=args.bootstrap, seed=args.seed))]
     rows += case.extra_rows
-    for kind in kinds:
-        options = {**KIND_OPTIONS.get(kind, {}), **case.kind_options.get(kind, {})}
-        reason = memory_reason(kind, case)
-        estimate = None
-        if reason is None and case.pilot and kind not in ("count", "item-rate"):
-            reason, estimate = pilot_reason(kind, case, options, args.pilot_share,
-                                            args.max_fit_minutes * 60)
-        if reason is not None:
-            rows.append({"kind": kind, "note": reason,
-                         "fit_seconds": estimate if estimate is not None else np.nan})
-            print(f"{case.title} | {kind}: {reason}", flush=True)
-            continue
-        started = time.perf_counter()
-        note = ""
+    done = list(done or [])
+    rows += done
+    for kind in kinds[len(done):]:
+        rows.append(run_kind(case, kind, args))
+        if finished is not None:
+            finished(rows[-1])
+    return rows
+
+
+def run_kind(case: Case, kind: str, args: argparse.Namespace) -> dict:
+    """The row of one kind on one case: its score, or why it was not fitted."""
+    options = {**KIND_OPTIONS.get(kind, {}), **case.kind_options.get(kind, {})}
+    reason = memory_reason(kind, case)
+    estimate = None
+    if reason is None and case.pilot and kind not in ("count", "item-rate"):
+        reason, estimate = pilot_reason(kind, case, options, args.pilot_share,
+                                        args.max_fit_minutes * 60)
+    if reason is not None:
+        print(f"{case.title} | {kind}: {reason}", flush=True)
+        return {"kind": kind, "note": reason,
+                "fit_seconds": estimate if estimate is not None else np.nan}
+    started = time.perf_counter()
+    note = ""
+    try:
+        result = score_on_logs(kind, case.fit_logs, case.test_logs, case.info,
+                               options=options, refits=args.refits,
+                               refit_budget=args.refit_budget,
+                               n_bootstrap=args.bootstrap, seed=args.seed)
+    except Exception as error:  # a refit on a resample failed: report, score without
+        note = (f"refits failed ({type(error).__name__}: {error}); interval from the "
+                "test log only")
         try:
             result = score_on_logs(kind, case.fit_logs, case.test_logs, case.info,
-                                   options=options, refits=args.refits,
-                                   refit_budget=args.refit_budget,
-                                   n_bootstrap=args.bootstrap, seed=args.seed)
-        except Exception as error:  # a refit on a resample failed: report, score without
-            note = (f"refits failed ({type(error).__name__}: {error}); interval from the "
-                    "test log only")
-            try:
-                result = score_on_logs(kind, case.fit_logs, case.test_logs, case.info,
-                                       options=options, n_bootstrap=args.bootstrap,
-                                       seed=args.seed)
-            except Exception as error:  # the kind cannot fit this log: say why
-                rows.append({"kind": kind, "note": f"fit failed: {type(error).__name__}: "
-                                                   f"{error}", "fit_seconds": np.nan})
-                print(f"{case.title} | {kind}: {rows[-1]['note']}", flush=True)
-                continue
-        rows.append(row(result, note))
-        print(f"{case.title} | {kind}: predicted {result.metrics['predicted_rate']}, "
-              f"observed {result.metrics['observed_rate']}, log-lik "
-              f"{result.metrics['log_likelihood']} ({time.perf_counter() - started:.0f} s)",
-              flush=True)
-    return rows
+                                   options=options, n_bootstrap=args.bootstrap,
+                                   seed=args.seed)
+        except Exception as error:  # the kind cannot fit this log: say why
+            failed = {"kind": kind, "note": f"fit failed: {type(error).__name__}: {error}",
+                      "fit_seconds": np.nan}
+            print(f"{case.title} | {kind}: {failed['note']}", flush=True)
+            return failed
+    print(f"{case.title} | {kind}: predicted {result.metrics['predicted_rate']}, "
+          f"observed {result.metrics['observed_rate']}, log-lik "
+          f"{result.metrics['log_likelihood']} ({time.perf_counter() - started:.0f} s)",
+          flush=True)
+    return row(result, note)
+
+
+def encoded(row: dict) -> dict:
+    """A table row as JSON values (an :class:`Interval` as ``{"interval": [v, low, high]}``)."""
+    return {key: {"interval": [float(value.value), float(value.low), float(value.high)]}
+            if isinstance(value, Interval) else
+            value.item() if isinstance(value, np.generic) else value
+            for key, value in row.items()}
+
+
+def decoded(row: dict) -> dict:
+    """The table row :func:`encoded` gave."""
+    return {key: Interval(*value["interval"]) if isinstance(value, dict) else value
+            for key, value in row.items()}
 
 
 def interval_cell(value, digits: int) -> str:
@@ -273,7 +314,7 @@ def table(rows: list[dict], rate_digits: int) -> list[str]:
     return lines
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Score every kind on every requested data set and write the Markdown results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=os.environ.get("RECGYM_DATA"),
@@ -298,12 +339,27 @@ def main() -> None:
     parser.add_argument("--max-fit-minutes", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(reporting.RESULTS / "fidelity_real.md"))
-    args = parser.parse_args()
+    add_resume_options(parser, "OUT.progress.json, the rows of the finished (case, kind)s")
+    args = parser.parse_args(argv)
     if args.root is None:
         parser.error("the data folder is needed: pass --root FOLDER or set RECGYM_DATA")
     root = Path(args.root)
     os.environ.setdefault("RECGYM_DATA", str(root))
+    progress = Path(args.out).with_suffix(".progress.json")
+    settings = run_arguments(args, "root", "data", "campaigns", "kinds", "bootstrap",
+                             "refits", "refit_budget", "pilot_share", "max_fit_minutes",
+                             "seed")
+    state = load_progress(progress, settings) if continues_interrupted_run(progress, args) \
+        else {"rows": {}, "seconds": 0.0}
+    finished_rows: dict[str, list[dict]] = state["rows"]  # case title -> its kinds' rows
+    args.command = shlex.join(["python", "benchmarks/fidelity_real.py", *(
+        argument for argument in (sys.argv[1:] if argv is None else argv)
+        if argument not in ("--resume", "--overwrite"))])
     started = time.perf_counter()
+
+    def seconds() -> float:
+        return state["seconds"] + time.perf_counter() - started
+
     sections = []
     for data in args.data:
         if data == "open-bandit":
@@ -313,10 +369,17 @@ def main() -> None:
         else:
             cases = [held_out_users_case(data, root, args.seed)]
         for case in cases:
-            rows = run_case(case, args.kinds, args)
+            kept = finished_rows.setdefault(case.title, [])
+
+            def finished(new_row: dict, kept: list[dict] = kept) -> None:
+                kept.append(encoded(new_row))
+                save_progress(progress, settings, rows=finished_rows, seconds=seconds())
+
+            rows = run_case(case, args.kinds, args, [decoded(r) for r in kept], finished)
             digits = 5 if data == "open-bandit" else 3
             sections += [f"## {case.title}", "", case.description, "", *table(rows, digits), ""]
-            write(args, sections, time.perf_counter() - started)
+            write(args, sections, seconds())
+    progress.unlink(missing_ok=True)
 
 
 def other_processes() -> str:
@@ -337,7 +400,7 @@ def write(args: argparse.Namespace, sections: list[str], seconds: float) -> None
                         for kind, values in KIND_OPTIONS.items())
     lines = [
         "# Simulator kinds on real logs (issue 16, item 5)", "",
-        f"Command: `OMP_NUM_THREADS=1 nice -n 10 {reporting.command_line()}` ({seconds / 60:.0f} "
+        f"Command: `OMP_NUM_THREADS=1 nice -n 10 {args.command}` ({seconds / 60:.0f} "
         f"min). Machine: {reporting.machine_description()}. Also running (ps, at the end): "
         f"{other_processes()}.", "",
         "Each kind is fitted on one log and predicts another it never saw (module docstring "

@@ -266,3 +266,33 @@ def test_fidelity_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch):
     sections = _fidelity_sections(resumed / "fidelity_default.md")
     assert sections[len(sections) // 2:] == _fidelity_sections(whole / "fidelity_default.md")
     assert not list(resumed.glob("*.progress*"))
+
+
+def test_fidelity_real_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch,
+                                            shared_data):
+    bench = benchmark_module("fidelity_real")
+    tiny = ["--root", str(shared_data), "--data", "coat", "--kinds", "count", "item-rate",
+            "logistic", "--bootstrap", "20", "--refits", "1"]
+    whole, resumed = tmp_path / "whole.md", tmp_path / "resumed.md"
+    bench.main([*tiny, "--out", str(whole)])
+
+    _killed_at_second_unit(monkeypatch, bench, "run_kind")
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main([*tiny, "--out", str(resumed)])
+    assert len(json.loads(resumed.with_suffix(".progress.json").read_text())["rows"][
+        "Coat: fit on self-selected ratings, predict random exposure"]) == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        bench.main([*tiny, "--out", str(resumed)])
+    with pytest.raises(ValueError, match="--bootstrap"):
+        bench.main([*tiny[:9], "30", *tiny[10:], "--out", str(resumed), "--resume"])
+    calls = _counted(monkeypatch, bench, "run_kind")
+    bench.main([*tiny, "--out", str(resumed), "--resume"])
+    assert [call[1] for call in calls] == ["item-rate", "logistic"]
+
+    def results(path):  # without the minutes, the other processes and the fit times
+        text = re.sub(r"\(\d+ min\)|Also running.*", "", path.read_text())
+        return [re.sub(r"\| [~\d.]+( \(est\.\))? \| (\d*) \| ([^|]*) \|$", r"| \2 | \3 |", line)
+                for line in text.replace("resumed.md", "whole.md").splitlines()]
+
+    assert results(resumed) == results(whole)
+    assert not resumed.with_suffix(".progress.json").exists()
