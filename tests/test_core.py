@@ -161,10 +161,13 @@ def test_random_policy_slates_are_distinct_and_seeded():
     assert torch.equal(slates, RandomPolicy(20, 5, seed=1).act(observation))
 
 
-def test_compiled_step_reproduces_eager_trajectories():
+@pytest.mark.parametrize("env_id", ["SyntheticMDP-v0", "IRecGAN-v0"])
+def test_compiled_step_reproduces_eager_trajectories(env_id):
+    # IRecGAN-v0's eager step runs its RNN on the users who clicked only, the compiled one
+    # on every user
     kwargs = {"num_envs": 64, "vectorization_mode": "vector_entry_point"}
-    eager = gym.make_vec("SyntheticMDP-v0", **kwargs)
-    fused = gym.make_vec("SyntheticMDP-v0", compile=True, **kwargs)
+    eager = gym.make_vec(env_id, **kwargs)
+    fused = gym.make_vec(env_id, compile=True, **kwargs)
     actions = np.random.default_rng(0).integers(0, 50, size=(12, 64, 10))
     for env in (eager, fused):
         env.reset(seed=5)

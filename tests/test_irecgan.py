@@ -35,6 +35,35 @@ def _start_click_distribution(model: UserBehaviorModel, slate: torch.Tensor) -> 
         return torch.softmax(model.click_logits(state[:, 0], slate), -1)[0].numpy()
 
 
+@pytest.mark.parametrize("num_items", [6, 200])  # the all-items product and the gather path
+def test_click_logits_follow_eq_1(num_items):
+    model = UserBehaviorModel(UserModelConfig(num_items=num_items, **SMALL))
+    state, slate = torch.randn(4, 3, SMALL["hidden_size"]), torch.randint(0, num_items, (4, 3, 2))
+    with torch.no_grad():
+        query = model.click_projection(state)
+        candidates = torch.cat([model.item_embedding(slate),
+                                model.end_embedding.expand(4, 3, 1, -1)], dim=2)
+        expected = torch.einsum("btkd,btd->btk", candidates, query)
+        assert torch.allclose(model.click_logits(state, slate), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_step_advances_the_rnn_of_the_users_who_clicked_only(cell):
+    model = UserBehaviorModel(UserModelConfig(num_items=8, cell=cell, **SMALL))
+    users = IRecGANUsers(model, slate_size=3)
+    rng = UserRandom.from_seeds(range(400))
+    start = users.reset(400, rng)
+    out = users.step(start, torch.randint(0, 8, (400, 3)), rng)
+    clicked = out.clicked >= 0
+    assert 0 < int(clicked.sum()) < 400
+    with torch.no_grad():
+        after = model.states(torch.stack([torch.full_like(out.clicked, model.start_token),
+                                          out.clicked.clamp(min=0)], 1))[0][:, 1]
+    assert torch.allclose(out.state["output"][clicked], after[clicked], atol=1e-5)
+    for key in ("output", "hidden", "cell"):
+        assert torch.equal(out.state[key][~clicked], start[key][~clicked])
+
+
 def test_padding_does_not_change_the_likelihood():
     model = UserBehaviorModel(UserModelConfig(num_items=6, **SMALL))
     slates = torch.randint(0, 6, (1, 3, 2))

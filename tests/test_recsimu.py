@@ -117,6 +117,16 @@ def test_env_feedback_follows_the_discriminator(fitted):
     assert torch.equal(out.state["recent_items"][:, :-1], start["recent_items"][:, 1:])
 
 
+def test_reset_state_is_the_encoding_of_a_logged_start_state(fitted):
+    users = RecSimuUsers.from_checkpoint(fitted[1])
+    state = users.reset(50, UserRandom.from_seeds(range(50)))
+    with torch.no_grad():
+        encoded = users.model.discriminator.encoder(
+            users.model.item_vectors[state["recent_items"]], state["feedback"])
+    assert torch.allclose(state["hidden"], encoded, atol=1e-5)
+    assert len({tuple(row) for row in state["recent_items"].tolist()}) > 1
+
+
 def test_env_runs_and_checks_with_a_fitted_checkpoint(fitted):
     from gymnasium.utils.env_checker import check_env
 

@@ -92,9 +92,7 @@ def repeated_positions(slate: Tensor) -> Tensor:
 
     Envs show a repeated item once: its later positions are masked out.
     """
-    k = slate.shape[1]
-    earlier = torch.ones(k, k, dtype=torch.bool, device=slate.device).tril(-1)
-    return ((slate[:, :, None] == slate[:, None, :]) & earlier).any(-1)
+    return (slate[:, :, None] == slate[:, None, :]).tril_(-1).any(-1)
 
 
 def sample_without_replacement(scores: Tensor, k: int, generator: torch.Generator) -> Tensor:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from recgym.core import validation
+from recgym.core.batch import merge_states
 from recgym.core.checkpoint import load_checkpoint
 from recgym.core.policy import repeated_positions
 from recgym.core.simulator import Randomness, State, Step
@@ -84,18 +85,10 @@ class IRecGANUsers(CheckpointUsers):
         item = slate.gather(1, position.clamp(max=k - 1)[:, None])[:, 0]
         reward_probability = torch.sigmoid(model.reward_logit(state["output"], item))
         reward = (clicked_any & (uniforms[:, 1] < reward_probability)).to(torch.float32)
-        memory = (state["hidden"].transpose(0, 1).contiguous(),
-                  state["cell"].transpose(0, 1).contiguous())
-        output, memory = model.states(item[:, None], memory if self.lstm else memory[0])
-        hidden, cell = memory if self.lstm else (memory, state["cell"].transpose(0, 1))
         keep = ~clicked_any
         history = torch.cat([state["history"][:, 1:], item[:, None]], dim=1)
         clicked = torch.where(clicked_any, item, -1)
-        next_state = {"output": torch.where(keep[:, None], state["output"], output[:, 0]),
-                      "hidden": torch.where(keep[:, None, None], state["hidden"],
-                                            hidden.transpose(0, 1)),
-                      "cell": torch.where(keep[:, None, None], state["cell"],
-                                          cell.transpose(0, 1)),
+        next_state = {**state, **self._advance_rnn(state, item, clicked_any),
                       "history": torch.where(keep[:, None], state["history"], history)}
         info = {"reward_probability": torch.where(clicked_any, reward_probability, 0.0)}
         if self.discriminator is not None:
@@ -104,6 +97,27 @@ class IRecGANUsers(CheckpointUsers):
                 state["d_hidden"], features)
         return Step(state=next_state, reward=reward, clicked=clicked, terminated=keep,
                     info=info)
+
+    def _advance_rnn(self, state: State, item: Tensor, clicked_any: Tensor) -> State:
+        """U's RNN state after each user's click (users without a click keep theirs).
+
+        Eager, only the users who clicked run through the RNN (the RNN is most of a step's
+        time; about half of a batch of random slates click). A compiled step runs every
+        user and selects, since the number of clicks is unknown when the graph is built.
+        """
+        names = ("output", "hidden", "cell") if self.lstm else ("output", "hidden")
+        dense = torch.compiler.is_compiling()
+        index = None if dense else clicked_any.nonzero()[:, 0]
+        rows = {name: state[name] if dense else state[name][index] for name in names}
+        memory = tuple(rows[name].transpose(0, 1).contiguous() for name in names[1:])
+        output, memory = self.model.states((item if dense else item[index])[:, None],
+                                           memory if self.lstm else memory[0])
+        memory = memory if self.lstm else (memory,)
+        advanced = dict(zip(names, (output[:, 0], *(m.transpose(0, 1) for m in memory)),
+                            strict=True))
+        if dense:
+            return merge_states(clicked_any, advanced, rows)
+        return {name: state[name].index_copy(0, index, advanced[name]) for name in names}
 
     def observe(self, state: State) -> dict[str, Tensor]:
         """The recent clicks, oldest first (``n`` = none yet), as a recommender sees them."""

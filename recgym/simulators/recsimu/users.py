@@ -59,17 +59,20 @@ class RecSimuUsers(CheckpointUsers):
         self.slate_size = slate_size
         self.start_items = start_items.to(self.device)
         self.start_feedback = start_feedback.to(self.device)
+        # encoded once: a reset of many users (every user at a time limit) would otherwise
+        # run the GRU over N items for each of them
+        with torch.no_grad():
+            self.start_hidden = self.model.discriminator.encoder(
+                self.model.item_vectors[self.start_items], self.start_feedback)
         self.rewards = torch.tensor(rewards, dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
     def reset(self, batch_size: int, rng: Randomness) -> State:
-        """Start from logged states drawn uniformly, encoding them with the discriminator."""
+        """Start from logged states drawn uniformly, as the discriminator encodes them."""
         pick = (rng.uniform(1)[:, 0] * len(self.start_items)).long()
         pick = pick.clamp(max=len(self.start_items) - 1)
-        items, feedback = self.start_items[pick], self.start_feedback[pick]
-        encoder = self.model.discriminator.encoder
-        return {"recent_items": items, "feedback": feedback,
-                "hidden": encoder(self.model.item_vectors[items], feedback)}
+        return {"recent_items": self.start_items[pick], "feedback": self.start_feedback[pick],
+                "hidden": self.start_hidden[pick]}
 
     @torch.no_grad()
     def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
