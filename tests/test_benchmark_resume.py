@@ -296,3 +296,28 @@ def test_fidelity_real_resumes_a_killed_run(benchmark_module, tmp_path, monkeypa
 
     assert results(resumed) == results(whole)
     assert not resumed.with_suffix(".progress.json").exists()
+
+
+def test_irecgan_diginetica_resumes_a_killed_run(benchmark_module, tmp_path, monkeypatch,
+                                                 shared_data):
+    bench = benchmark_module("irecgan_diginetica")
+    tiny = ["--root", str(shared_data / "diginetica-cikm2016"), "--seeds", "0", "1",
+            "--num-items", "50", "--list-size", "12", "--embedding-dim", "4",
+            "--hidden-size", "4", "--user-epochs", "1", "--pretrain-epochs", "1",
+            "--epochs", "1", "--rollouts", "1", "--max-steps", "3"]
+    whole, resumed = tmp_path / "whole.md", tmp_path / "resumed.md"
+    bench.main([*tiny, "--out", str(whole)])
+
+    _killed_at_second_unit(monkeypatch, bench, "run_seed")
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main([*tiny, "--out", str(resumed)])
+    assert len(json.loads(resumed.with_suffix(".progress.json").read_text())["runs"]) == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        bench.main([*tiny, "--out", str(resumed)])
+    with pytest.raises(ValueError, match="--list-size"):
+        bench.main([*tiny[:8], "10", *tiny[9:], "--out", str(resumed), "--resume"])
+    calls = _counted(monkeypatch, bench, "run_seed")
+    bench.main([*tiny, "--out", str(resumed), "--resume"])
+    assert [call[2] for call in calls] == [1]
+    assert resumed.read_text().replace("resumed.md", "whole.md") == whole.read_text()
+    assert not resumed.with_suffix(".progress.json").exists()
