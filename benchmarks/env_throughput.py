@@ -14,6 +14,8 @@ contended runs interleave in one process like the other paths; the ratio is cont
     python benchmarks/env_throughput.py --env SyntheticMDP-v0 [--quick]
     python benchmarks/env_throughput.py --env RecSimu-v0 --sizes 1 64 1024
     python benchmarks/env_throughput.py --env GANUserModel-v0 --sizes 1024 --quick --contention
+    python benchmarks/env_throughput.py --env IRecGAN-v0 --sizes 1 1024 --quick \
+        --baseline-tree /tmp/recgym_before --baseline-label "commit abc1234"
     python benchmarks/env_throughput.py --env IRecGAN-v0 --sizes 1 64 1024 \
         --env-kwarg checkpoint=runs/irecgan-512.pt \
         --out benchmarks/results/env_throughput_irecgan_v0_hidden512.md
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import torch
-from reporting import machine_description
+from reporting import machine_description, register_baseline
 
 import recgym  # noqa: F401  (registers the envs)
 from recgym.core.threads import NUM_THREADS_VARIABLE, resolve_num_threads
@@ -64,8 +66,12 @@ def steps_per_second(envs: gym.vector.VectorEnv, actions: list, seconds: float,
 
 
 def measure(env_id: str, num_envs: int, repeats: int, seconds: float,
-            kwargs: dict[str, str]) -> dict[str, float]:
-    """Median throughput of the three paths at one batch size, and the median ratios."""
+            kwargs: dict[str, str], baseline_id: str | None = None) -> dict[str, float]:
+    """Median throughput of the three paths at one batch size, and the median ratios.
+
+    With ``baseline_id`` (see :func:`reporting.register_baseline`) its eager vector env
+    runs too: ``before`` and the median per-repeat ``speedup`` of eager after / before.
+    """
     vector = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                           **kwargs)
     fused = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
@@ -73,12 +79,19 @@ def measure(env_id: str, num_envs: int, repeats: int, seconds: float,
     sync = gym.vector.SyncVectorEnv([lambda: gym.make(env_id, **kwargs)] * num_envs)
     vector.action_space.seed(0)
     actions = [vector.action_space.sample() for _ in range(16)]
-    fast, fastest, slow = [], [], []
+    before = None if baseline_id is None else gym.make_vec(
+        baseline_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    fast, fastest, slow, old = [], [], [], []
     for _ in range(repeats):
         fast.append(steps_per_second(vector, actions, seconds, min_steps=20))
+        if before is not None:
+            old.append(steps_per_second(before, actions, seconds, min_steps=20))
         fastest.append(steps_per_second(fused, actions, seconds, min_steps=20))
         slow.append(steps_per_second(sync, actions, seconds / 2, min_steps=2))
-    return {"vector": statistics.median(fast), "compiled": statistics.median(fastest),
+    compared = {} if before is None else {
+        "before": statistics.median(old),
+        "speedup": statistics.median([f / o for f, o in zip(fast, old, strict=True)])}
+    return {**compared, "vector": statistics.median(fast), "compiled": statistics.median(fastest),
             "sync": statistics.median(slow),
             "ratio": statistics.median([f / s for f, s in zip(fast, slow, strict=True)]),
             "ratio_compiled": statistics.median([f / s for f, s in
@@ -256,6 +269,11 @@ def main() -> None:
                         help="add a table measured with and without a CPU-bound neighbour")
     parser.add_argument("--neighbour-threads", type=int, default=1,
                         help="torch threads of the neighbour process (default 1)")
+    parser.add_argument("--baseline-tree", type=Path,
+                        help="also time the eager vector env of the recgym under this folder "
+                             "(another commit's), interleaved: after / before per repeat")
+    parser.add_argument("--baseline-label", default="the package under --baseline-tree",
+                        help="what the baseline is, for the results file (e.g. its commit)")
     parser.add_argument("--run-neighbour", type=int, metavar="THREADS",
                         help="be the neighbour process that --contention starts (internal)")
     args = parser.parse_args()
@@ -268,13 +286,16 @@ def main() -> None:
     out = Path(args.out or "benchmarks/results/env_throughput_"
                            f"{args.env.lower().replace('-', '_')}.md")
     repeats, seconds = (2, 0.5) if args.quick else (3, 2.0)
+    baseline_id = register_baseline(args.baseline_tree, args.env) if args.baseline_tree else None
     rows = []
     for num_envs in args.sizes:
-        result = measure(args.env, num_envs, repeats, seconds, kwargs)
+        result = measure(args.env, num_envs, repeats, seconds, kwargs, baseline_id)
         rows.append((num_envs, result))
         print(f"N={num_envs:>6}: vector {result['vector']:>12,.0f}/s  compiled "
               f"{result['compiled']:>12,.0f}/s  sync {result['sync']:>9,.0f}/s  ratio "
-              f"{result['ratio']:>7.1f}x / {result['ratio_compiled']:>7.1f}x", flush=True)
+              f"{result['ratio']:>7.1f}x / {result['ratio_compiled']:>7.1f}x"
+              + (f"  before {result['before']:>12,.0f}/s  after / before "
+                 f"{result['speedup']:.2f}x" if baseline_id else ""), flush=True)
     contended = []
     default_threads, crowded_threads = resolve_num_threads(), os.cpu_count() or 1
     if args.contention:
@@ -300,7 +321,10 @@ def main() -> None:
                + "".join(f" --env-kwarg {pair}" for pair in args.env_kwarg)
                + (" --contention" if args.contention else "")
                + (f" --neighbour-threads {args.neighbour_threads}"
-                  if args.contention and args.neighbour_threads != 1 else ""))
+                  if args.contention and args.neighbour_threads != 1 else "")
+               + (f" --baseline-tree {args.baseline_tree} --baseline-label "
+                  f"'{args.baseline_label}'" if args.baseline_tree else ""))
+    compared = baseline_id is not None
     lines = [
         f"# {args.env} throughput",
         "",
@@ -313,16 +337,21 @@ def main() -> None:
         "fused by `torch.compile`, compilation excluded). Sync: Gymnasium's `SyncVectorEnv` "
         "over `gym.make` single envs. Spread: half the range of the eager repeats over their "
         f"median. Every path steps with recgym's default of {default_threads} torch "
-        "thread(s) (see docs/scaling.md, Thread policy).",
+        "thread(s) (see docs/scaling.md, Thread policy)."
+        + (f" Before: the eager vector env of {args.baseline_label}, loaded beside this "
+           "version (`--baseline-tree`) and interleaved with it; after / before is the "
+           "median of per-repeat ratios." if compared else ""),
         "",
         "| N | vector, eager | vector, compiled | SyncVectorEnv | eager / sync | "
-        "compiled / sync | spread |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "compiled / sync | spread |" + (" eager, before | after / before |" if compared else ""),
+        "|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if compared else ""),
     ]
     for num_envs, result in rows:
         lines.append(f"| {num_envs:,} | {result['vector']:,.0f} | {result['compiled']:,.0f} | "
                      f"{result['sync']:,.0f} | {result['ratio']:,.1f}x | "
-                     f"{result['ratio_compiled']:,.1f}x | ±{100 * result['spread']:.0f}% |")
+                     f"{result['ratio_compiled']:,.1f}x | ±{100 * result['spread']:.0f}% |"
+                     + (f" {result['before']:,.0f} | {result['speedup']:.2f}x |"
+                        if compared else ""))
     lines += ["", f"Resident memory (MiB) over {trace[-1][0]:,} steps at N = {largest:,}: " +
               ", ".join(f"step {step:,}: {mib:.0f}" for step, mib in trace) + "."]
     if contended:

@@ -7,16 +7,20 @@ machines are shared: a figure without them cannot be compared with another.
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import platform
 import pstats
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BASELINE_NAMESPACE = "before"  # env ids of another commit's recgym, timed beside this one
 
 
 def cpu_name() -> str:
@@ -76,3 +80,50 @@ def profile_table(profiler, top: int, sort: str = "tottime") -> str:
     lines = out.getvalue().strip().splitlines()
     return "\n".join(line for line in lines if line.strip() and "Ordered by" not in line
                      and "List reduced" not in line)
+
+
+@contextmanager
+def package_from(tree: Path) -> Iterator[None]:
+    """Import ``recgym`` from ``tree`` while the block runs, then restore this one.
+
+    Objects built inside the block keep the other version's code, so both versions run
+    side by side in one process: a before / after ratio then shares the machine's load.
+    """
+    def loaded() -> dict:
+        return {name: module for name, module in sys.modules.items()
+                if name == "recgym" or name.startswith("recgym.")}
+
+    current = loaded()
+    for name in current:
+        del sys.modules[name]
+    sys.path.insert(0, str(tree))
+    try:
+        importlib.import_module("recgym")
+        yield
+    finally:
+        sys.path.remove(str(tree))
+        for name in loaded():
+            del sys.modules[name]
+        sys.modules.update(current)
+
+
+def register_baseline(tree: Path, env_id: str) -> str:
+    """Register ``env_id`` as the ``recgym`` under ``tree`` builds it; returns the new id.
+
+    Single and vector entry points both come from ``tree``; the id is ``before/<env_id>``.
+    """
+    import gymnasium as gym
+
+    def entry(path: str | None):
+        if path is None:
+            return None
+        module, name = path.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    baseline_id = f"{BASELINE_NAMESPACE}/{env_id}"
+    with package_from(tree):
+        spec = gym.spec(env_id)
+        gym.register(baseline_id, entry_point=entry(spec.entry_point),
+                     vector_entry_point=entry(spec.vector_entry_point),
+                     max_episode_steps=spec.max_episode_steps, kwargs=spec.kwargs)
+    return baseline_id

@@ -21,12 +21,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib
 import statistics
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import gymnasium as gym
@@ -40,7 +36,6 @@ RECGYM_IDS = ("SyntheticMDP-v0", "IRecGAN-v0", "RecSimu-v0", "GANUserModel-v0")
 NUMPY_ID = "NumpySyntheticMDP-v0"
 NUMPY_BATCHED_ID = "NumpyBatchedSyntheticMDP-v0"
 CARTPOLE_ID = "CartPole-v1"
-BASELINE_NAMESPACE = "before"
 SYNTHETIC_TARGET = 0.5  # of the numpy implementation's steps/s
 LEARNED_TARGET = 10_000  # steps/s
 CLOCK_EVERY = 128  # steps between clock reads (divides the 1,024 pre-drawn actions)
@@ -125,43 +120,10 @@ class NumpyBatchedSyntheticMDP(NumpySyntheticMDP):
                 {"clicked": int(clicked[0])})
 
 
-@contextmanager
-def package_from(tree: Path) -> Iterator[None]:
-    """Import ``recgym`` from ``tree`` while the block runs, then restore this one.
-
-    Objects built inside the block keep the other version's code, so both versions run
-    side by side in one process.
-    """
-    def loaded() -> dict:
-        return {name: module for name, module in sys.modules.items()
-                if name == "recgym" or name.startswith("recgym.")}
-
-    current = loaded()
-    for name in current:
-        del sys.modules[name]
-    sys.path.insert(0, str(tree))
-    try:
-        importlib.import_module("recgym")
-        yield
-    finally:
-        sys.path.remove(str(tree))
-        for name in loaded():
-            del sys.modules[name]
-        sys.modules.update(current)
-
-
 def make_baselines(tree: Path, env_ids: list[str]) -> dict[str, gym.Env]:
-    """``gym.make`` of each id with the env classes of the ``recgym`` under ``tree``."""
-    envs = {}
-    with package_from(tree):
-        for env_id in env_ids:
-            spec = gym.spec(env_id)
-            module, name = spec.entry_point.split(":")
-            baseline_id = f"{BASELINE_NAMESPACE}/{env_id}"
-            gym.register(baseline_id, entry_point=getattr(importlib.import_module(module), name),
-                         max_episode_steps=spec.max_episode_steps, kwargs=spec.kwargs)
-            envs[env_id] = gym.make(baseline_id)
-    return envs
+    """``before/<id>``: ``gym.make`` of each id as the ``recgym`` under ``tree`` builds it."""
+    ids = [reporting.register_baseline(tree, env_id) for env_id in env_ids]
+    return {baseline_id: gym.make(baseline_id) for baseline_id in ids}
 
 
 def random_actions(env: gym.Env, count: int = 1024) -> list:
@@ -221,7 +183,7 @@ def main() -> None:
     envs = {name: gym.make(name) for name in (NUMPY_ID, NUMPY_BATCHED_ID, CARTPOLE_ID)}
     envs.update({env_id: gym.make(env_id) for env_id in args.ids})
     baselines = make_baselines(args.baseline_tree, args.ids) if args.baseline_tree else {}
-    envs.update({f"{BASELINE_NAMESPACE}/{env_id}": env for env_id, env in baselines.items()})
+    envs.update(baselines)
     actions = {name: random_actions(env) for name, env in envs.items()}
     speeds: dict[str, list[float]] = {name: [] for name in envs}
     returns = {name: [0, 0.0] for name in envs}
@@ -268,7 +230,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in [NUMPY_ID, NUMPY_BATCHED_ID, CARTPOLE_ID, *args.ids]:
-        before = f"{BASELINE_NAMESPACE}/{name}"
+        before = f"{reporting.BASELINE_NAMESPACE}/{name}"
         has_before = before in speeds
         lines.append(
             f"| {name} | {statistics.median(speeds[name]):,.0f} | {ratio(name, NUMPY_ID):.2f}x | "

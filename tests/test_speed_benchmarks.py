@@ -145,3 +145,29 @@ def test_contention_neighbour_runs_only_when_asked_and_stops():
     finally:
         neighbour.close()
     assert neighbour.process.poll() is not None
+
+
+def test_baseline_tree_envs_come_from_that_tree_and_are_timed_beside(tmp_path):
+    import shutil
+
+    import gymnasium as gym
+
+    tree = tmp_path / "before"
+    shutil.copytree(REPO / "recgym", tree / "recgym",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    reporting = _benchmark("reporting")
+    baseline_id = reporting.register_baseline(tree, "SyntheticMDP-v0")
+    spec = gym.spec(baseline_id)
+    for entry in (spec.entry_point, spec.vector_entry_point):
+        assert Path(entry.step.__code__.co_filename).is_relative_to(tree)
+    import recgym
+
+    assert Path(recgym.__file__).is_relative_to(REPO)  # this process's recgym is restored
+
+    out = tmp_path / "env_throughput.md"
+    _run("env_throughput.py", "--env", "SyntheticMDP-v0", "--sizes", "8", "--quick",
+         "--baseline-tree", str(tree), "--baseline-label", "a copy", "--out", str(out))
+    text = out.read_text()
+    assert "Before: the eager vector env of a copy" in text
+    row = _table(text, "| N | vector, eager")[0]
+    assert _number(row["eager, before"]) > 0 and _number(row["after / before"]) > 0
