@@ -34,9 +34,14 @@ The logged page views are the slates themselves, so DQN-Off learns from the logg
 rolled out in the world itself (clicks per session within the horizon, CTR), the real
 test, next to two privileged references that read the true state: the one-step optimum
 ("true greedy") and the horizon's optimum by backward induction ("true optimal").
+``--world clickbait`` uses a world of the same sizes where the greedy slate is wrong
+(:meth:`SyntheticWorld.clickbait`: bait items win the click and lose the user), so that
+planning over the session pays there; in the default world the greedy slate is optimal.
 
     python benchmarks/gan_user_policies.py --seeds 0 1 2 3 4
     python benchmarks/gan_user_policies.py --source synthetic-mdp --no-click learned
+    python benchmarks/gan_user_policies.py --source synthetic-mdp --world clickbait \
+        --no-click learned
 
 Each finished seed is kept in ``OUT.progress.json`` (atomically): a killed run continues
 with ``--resume`` (same arguments) from the next seed; ``--overwrite`` starts afresh.
@@ -273,9 +278,11 @@ def slate_transitions(views: PageViews, features: torch.Tensor) -> dict[str, tor
 
 
 def synthetic_settings(args, seed: int) -> Iterator[Setting]:
-    """The default synthetic world: logs of the random policy, user models of two halves."""
+    """A synthetic world: logs of the random policy, user models of two halves."""
+    tables = (SyntheticWorld.clickbait(10, 50, args.world_seed) if args.world == "clickbait"
+              else SyntheticWorld.random(10, 50, args.world_seed))
     for k in args.ks:
-        world = SyntheticMDP(slate_size=k, world_seed=args.world_seed)
+        world = SyntheticMDP(slate_size=k, world=tables)
         features = torch.eye(world.num_items)
         logs = collect_logs(world, logging_policy("random", world, seed=seed),
                             args.log_sessions, seed=seed * args.log_sessions)
@@ -399,8 +406,10 @@ def describe(args) -> str:
         return ("Train users and test users are disjoint halves of ml-latest-small; "
                 "policies trained on the train user model, evaluated on the test user model "
                 f"({args.sessions} 10-step test sessions per policy and seed).")
+    bait = "; bait items lead to churn states" if args.world == "clickbait" else ""
     return (f"Logs: {args.log_sessions} sessions per k of the random logging policy in the "
-            f"default SyntheticMDP world (10 states, 50 items, world seed {args.world_seed}): "
+            f"{args.world} SyntheticMDP world (10 states, 50 items, world seed "
+            f"{args.world_seed}{bait}): "
             "page views with non-clicks, a non-click ends the session. Train users and test "
             "users are disjoint halves of those sessions; GAN-PW user models with the "
             f"'{args.no_click}' no-click option, one-hot item features, up to {args.epochs} "
@@ -524,6 +533,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-sessions", type=int, default=10_000,
                         help="synthetic-mdp: logged sessions per k")
     parser.add_argument("--world-seed", type=int, default=0, help="synthetic-mdp: the world")
+    parser.add_argument("--world", choices=("default", "clickbait"), default="default",
+                        help="synthetic-mdp: the paper's world, or one where the greedy slate "
+                             "loses users (SyntheticWorld.clickbait)")
     parser.add_argument("--sessions", type=int, default=2000, help="test sessions per policy")
     parser.add_argument("--note", action="append",
                         help="a paragraph for the results page (e.g. what else ran)")
@@ -531,11 +543,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", nargs="+", help="render saved JSON runs instead of running")
     parser.add_argument("--made-by", help="with --merge: the commands that made the runs")
     parser.add_argument("--out", help="results page (default: benchmarks/results/"
-                        "gan_user_policies[_synthetic].md by source)")
+                        "gan_user_policies[_synthetic[_clickbait]].md by source and world)")
     add_resume_options(parser, "OUT.progress.json, one entry per finished seed")
     args = parser.parse_args(argv)
-    out = Path(args.out or "benchmarks/results/gan_user_policies"
-               f"{'' if args.source == 'ml-latest-small' else '_synthetic'}.md")
+    suffix = ("" if args.source == "ml-latest-small" else "_synthetic"
+              + ("" if args.world == "default" else f"_{args.world}"))
+    out = Path(args.out or f"benchmarks/results/gan_user_policies{suffix}.md")
     command = " ".join(["python benchmarks/gan_user_policies.py",
                         *(sys.argv[1:] if argv is None else argv)])
     if args.merge and args.made_by:
@@ -549,7 +562,7 @@ def main(argv: list[str] | None = None) -> None:
     progress = out.with_suffix(".progress.json")
     settings = run_arguments(args, "source", "seeds", "ks", "epochs", "iterations", "users",
                              "hidden", "bandit_iterations", "alpha", "cooccurrence",
-                             "no_click", "log_sessions", "world_seed", "sessions")
+                             "no_click", "log_sessions", "world_seed", "world", "sessions")
     runs = load_progress(progress, settings)["runs"] \
         if continues_interrupted_run(progress, args) else []
     for seed in args.seeds[len(runs):]:

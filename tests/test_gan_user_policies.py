@@ -42,9 +42,11 @@ def test_optimal_slates_equal_the_brute_force_optimum(benchmark_module):
     assert torch.equal(greedy[0], slates[-1])
 
 
-def test_synthetic_source_has_non_clicks_and_a_true_world_test(benchmark_module):
+@pytest.mark.parametrize("world_name", ["default", "clickbait"])
+def test_synthetic_source_has_non_clicks_and_a_true_world_test(benchmark_module, world_name):
     bench = benchmark_module("gan_user_policies")
-    args = Namespace(ks=[2], world_seed=0, log_sessions=300, epochs=1, no_click="learned",
+    args = Namespace(ks=[2], world_seed=0, world=world_name, log_sessions=300, epochs=1,
+                     no_click="learned",
                      iterations=8, users=16, hidden=8, bandit_iterations=2, alpha=0.5,
                      sessions=200)
     setting = next(bench.synthetic_settings(args, seed=0))
@@ -64,6 +66,12 @@ def test_synthetic_source_has_non_clicks_and_a_true_world_test(benchmark_module)
     assert set(out["world_results"]) == {f"{name}|2" for name in bench.WORLD_ORDER}
     ctr = [ctr for _, ctr in out["results"].values()]
     assert max(ctr) < 1.0  # the test model's users also leave pages without a click
+    greedy, optimal = (out["world_results"][f"true {name} (world)|2"][0]
+                       for name in ("greedy", "optimal"))
+    if world_name == "clickbait":  # planning pays there
+        assert optimal > 1.5 * greedy
+    else:  # the paper's world: the greedy slate is (about) optimal
+        assert optimal < 1.1 * greedy
 
 
 def test_an_interrupted_run_resumes_from_the_next_seed(benchmark_module, tmp_path,

@@ -147,3 +147,43 @@ def test_logs_follow_the_schema_and_replay_the_sessions():
     assert (logs.true_state[logs.step == 0] == 0).all()
     clicked = logs[logs.click >= 0]
     assert all(c in s for c, s in zip(clicked.click, clicked.slate, strict=True))
+
+
+def test_clickbait_world_tables():
+    world = SyntheticWorld.clickbait(10, 50, 0)
+    ordinary, churn = slice(0, 8), slice(8, 10)
+    bait = world.transition[:, 0, churn].sum(-1) > 0.5  # items that lead to churn
+    assert int(bait.sum()) == 10
+    rewards = world.rewards[ordinary][:, bait]
+    assert float(rewards.min()) >= 0.8 and float(world.rewards[churn].max()) <= 0.2
+    assert torch.allclose(world.transition.sum(-1), torch.ones(50, 10))
+    assert torch.allclose(world.transition[bait][:, :, churn].sum(-1), torch.full((10, 10), 0.9))
+    assert float(world.transition[~bait][:, :, churn].max()) == 0.0
+    same = SyntheticWorld.clickbait(10, 50, 0)
+    assert torch.equal(same.rewards, world.rewards) and torch.equal(same.transition,
+                                                                    world.transition)
+    with pytest.raises(ValueError, match="churn_states"):
+        SyntheticWorld.clickbait(10, 50, 0, churn_states=10)
+    with pytest.raises(ValueError, match="bait_rewards"):
+        SyntheticWorld.clickbait(10, 50, 0, bait_rewards=(0.9, 0.5))
+
+
+def test_clickbait_world_punishes_the_greedy_slate():
+    """Leaving bait out of the slate earns more clicks over 10 steps than the greedy top-k."""
+    world = SyntheticWorld.clickbait(10, 50, 0)
+    bait = world.transition[:, 0, 8:].sum(-1) > 0.5
+    greedy = world.rewards.topk(5, dim=1).indices
+    patient = world.rewards.masked_fill(bait, -1.0).topk(5, dim=1).indices
+    clicks = {}
+    for name, table in (("greedy", greedy), ("patient", patient)):
+        users = SyntheticMDP(slate_size=5, world=world)
+        rng = UserRandom.from_seeds(range(4000))
+        state, total = users.reset(4000, rng), torch.zeros(4000)
+        alive = torch.ones(4000, dtype=torch.bool)
+        for _ in range(10):
+            out = users.step(state, table[state["state"]], rng)
+            total += out.reward * alive
+            alive &= ~out.terminated
+            state = out.state
+        clicks[name] = float(total.mean())
+    assert clicks["patient"] > 2 * clicks["greedy"]

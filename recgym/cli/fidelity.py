@@ -30,7 +30,7 @@ from recgym.cli.resume import add_resume_options, continues_interrupted_run, run
 # command-line world names -> recgym.fidelity.WORLDS (a test keeps them equal); the kinds
 # are recgym.fidelity.KINDS, both known here without importing torch
 WORLDS = {"synthetic-mdp": "default", "synthetic-mdp-large": "large",
-          "synthetic-mdp-decoupled": "decoupled"}
+          "synthetic-mdp-decoupled": "decoupled", "synthetic-mdp-clickbait": "clickbait"}
 KINDS = ("irecgan", "count", "count-privileged", "item-rate", "logistic",
          "choice-continuation", "gan-user-pw", "gan-user-lstm", "recsimu")
 LOGGING = ("random", "max", "mix")

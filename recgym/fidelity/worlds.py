@@ -1,6 +1,6 @@
 """Reference worlds with a known truth, and their offline logs.
 
-Three synthetic MDPs (IRecGAN sec. 7.1) on which every simulator kind is scored:
+Synthetic MDPs (IRecGAN sec. 7.1) on which every simulator kind is scored:
 
 * ``default``: the paper's world (m = 10 states, n = 50 items, k = 10), world seed 0.
 * ``large``: m = 20, n = 200, k = 10: more items than 10,000 logged sessions show often.
@@ -8,6 +8,10 @@ Three synthetic MDPs (IRecGAN sec. 7.1) on which every simulator kind is scored:
   with its own probability ``P(continue | a, s) ~ U(0.5, 1)``, drawn independently of the
   click table. A simulator that gets which items are clicked right does not get the
   value of a policy right by luck: it must also learn what keeps a user.
+* ``clickbait``: the default sizes, but a fifth of the items are clicked eagerly in every
+  ordinary state and lead to two churn states where nothing appeals
+  (:meth:`SyntheticWorld.clickbait`): the greedy slate loses users, and planning pays
+  (the best slates over 10 steps earn about three times the greedy ones' clicks).
 
 Logs come from the logging policies of sec. 7.1 (random, max, mix) through
 :func:`recgym.evaluation.collect_logs`, with the hidden state as a ``true_state`` column:
@@ -26,7 +30,7 @@ from recgym.evaluation import collect_logs
 from recgym.simulators.synthetic_mdp import LOGGING_POLICIES, SyntheticMDP, SyntheticWorld
 from recgym.simulators.synthetic_mdp import logging_policy as _logging_policy
 
-WORLDS = ("default", "large", "decoupled")
+WORLDS = ("default", "large", "decoupled", "clickbait")
 LOG_SIZES = (1_000, 10_000)
 DECOUPLED_CONTINUATION = (0.5, 1.0)
 # held-out logs use user streams far from those of any training log (seeds 0 .. 10^5)
@@ -59,6 +63,9 @@ def make_world(name: str, *, seed: int = 0, device: torch.device | str = "cpu") 
     if name == "decoupled":
         world = SyntheticWorld.random(10, 50, seed, continuation=DECOUPLED_CONTINUATION)
         return SyntheticMDP(slate_size=10, world=world, device=device)
+    if name == "clickbait":
+        return SyntheticMDP(slate_size=10, world=SyntheticWorld.clickbait(10, 50, seed),
+                            device=device)
     raise ValueError(f"unknown world {name!r}; choose one of {WORLDS}")
 
 
