@@ -83,8 +83,8 @@ def test_rllib_vector_env_steps_the_batched_path_with_strided_seeds():
 
 def test_strided_seeds_give_disjoint_user_blocks():
     def rewards(seed: int) -> np.ndarray:
-        env = make_rllib_env("SyntheticMDP-v0", {"num_envs": 4, "num_items": 20,
-                                                 "observation_encoding": "native"})
+        env = gym.make_vec("SyntheticMDP-v0", num_envs=4, num_items=20,
+                           vectorization_mode="vector_entry_point")
         wrapped = RLlibVectorEnv(env, "one_hot")
         wrapped.reset(seed=seed)
         actions = np.tile(np.arange(10), (4, 1))
@@ -99,6 +99,16 @@ def test_strided_seeds_give_disjoint_user_blocks():
     reference = np.stack([plain.step(actions)[1] for _ in range(6)], axis=1)
     np.testing.assert_array_equal(rewards(1), reference[4:])
     np.testing.assert_array_equal(rewards(0), reference[:4])
+
+
+def test_native_encoding_keeps_recgym_observations_and_strides_seeds():
+    env = make_rllib_env("RecSimu-v0", {"num_envs": 2, "observation_encoding": "native"})
+    plain = gym.make_vec("RecSimu-v0", num_envs=6, vectorization_mode="vector_entry_point")
+    assert env.single_observation_space == plain.single_observation_space
+    observation, _ = env.reset(seed=2)  # runner 2 of 2 users each: users 4 and 5
+    reference, _ = plain.reset(seed=0)
+    for key in ("recent_items", "feedback"):
+        np.testing.assert_array_equal(observation[key], reference[key][4:])
 
 
 def test_rllib_policy_takes_the_best_item_per_slate_position():

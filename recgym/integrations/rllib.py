@@ -12,7 +12,9 @@ Two adaptations are made for RLlib's default models, which need flat ``Box`` obs
 * observations are encoded as one float32 vector (see :func:`observation_encoder`):
   ``one_hot`` for small id spaces (what SB3 does for ``MultiDiscrete``), ``ids`` (ids
   scaled to [0, 1]) when the one-hot would exceed ``ONE_HOT_LIMIT`` values (RecSimu's
-  20 x 9,742 item ids), ``native`` to keep the recgym space for a custom RLModule;
+  20 x 9,742 item ids), ``native`` to keep the recgym space for
+  :class:`~recgym.integrations.rllib_module.ItemEmbeddingRLModule` (item ids embedded,
+  :func:`~recgym.integrations.rllib_module.rl_module_spec`) or another custom RLModule;
 * RLlib seeds runner ``w`` with ``seed + w``, and a recgym vector env gives user ``i`` the
   seed ``s + i``; reset seeds are multiplied by ``num_envs`` so runners draw disjoint
   blocks of user seeds (runner ``w``, user ``i``: ``(seed + w) * num_envs + i``).
@@ -115,16 +117,20 @@ def observation_encoder(space: gym.Space, encoding: str = "auto"
 
 
 class RLlibVectorEnv(VectorObservationWrapper):
-    """A recgym vector env as RLlib's env runners want it: flat observations, strided seeds.
+    """A recgym vector env as RLlib's env runners want it: encoded observations, strided seeds.
 
     Args:
         env: a recgym vector env (from ``gym.make_vec(id, vectorization_mode=
             "vector_entry_point")``).
-        encoding: observation encoding (see :func:`observation_encoder`).
+        encoding: observation encoding (see :func:`observation_encoder`), or ``native``:
+            the recgym observations as they are (only the seeds are strided).
     """
 
     def __init__(self, env: VectorEnv, encoding: str = "auto") -> None:
         super().__init__(env)
+        if encoding == "native":
+            self._encode = None
+            return
         self.single_observation_space, self._encode = observation_encoder(
             env.single_observation_space, encoding)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
@@ -136,9 +142,9 @@ class RLlibVectorEnv(VectorObservationWrapper):
             seed = int(seed) * self.num_envs % _SEED_MODULUS
         return super().reset(seed=seed, options=options)
 
-    def observations(self, observations: Any) -> np.ndarray:
-        """Encode a batch of recgym observations as ``(num_envs, width)`` float32."""
-        return self._encode(observations)
+    def observations(self, observations: Any) -> Any:
+        """Encode a batch of recgym observations (``(num_envs, width)`` float32; native: as is)."""
+        return observations if self._encode is None else self._encode(observations)
 
 
 class RLlibEnv(gym.ObservationWrapper):
@@ -163,8 +169,9 @@ def make_rllib_env(env_id: str, env_config: dict[str, Any] | None = None) -> gym
         env_id: a registered recgym id (see ``recgym.ENV_DESCRIPTIONS``).
         env_config: RLlib's env config (an ``EnvContext``). ``num_envs`` (set by RLlib in
             ``vector_entry_point`` mode) selects the batched path; ``observation_encoding``
-            picks the encoding (default ``auto``); every other key is passed to the env's
-            constructor (e.g. ``{"num_items": 100}``).
+            picks the encoding (default ``auto``; ``native`` for
+            :class:`~recgym.integrations.rllib_module.ItemEmbeddingRLModule`); every other
+            key is passed to the env's constructor (e.g. ``{"num_items": 100}``).
     """
     import recgym  # noqa: F401  (registers the ids with Gymnasium in this worker)
 
@@ -180,7 +187,7 @@ def make_rllib_env(env_id: str, env_config: dict[str, Any] | None = None) -> gym
         return env if encoding == "native" else RLlibEnv(env, encoding)
     vector = gym.make_vec(env_id, num_envs=int(num_envs),
                           vectorization_mode="vector_entry_point", **kwargs)
-    return vector if encoding == "native" else RLlibVectorEnv(vector, encoding)
+    return RLlibVectorEnv(vector, encoding)
 
 
 def register_rllib_envs(env_ids: Iterable[str] | None = None) -> list[str]:
@@ -228,9 +235,11 @@ class RLlibPolicy:
     Args:
         module: the trained module, e.g. ``algo.get_module()``; its ``forward_inference``
             must return ``action_dist_inputs`` (categorical logits per slate position, as
-            RLlib's default modules do for ``Discrete`` and ``MultiDiscrete`` actions).
+            RLlib's default modules and ``ItemEmbeddingRLModule`` do for ``Discrete`` and
+            ``MultiDiscrete`` actions).
         env: the env it was trained on, as :func:`make_rllib_env` builds it with
-            ``num_envs`` set (gives the observation keys and encoding).
+            ``num_envs`` set and the same ``observation_encoding`` (gives the observation
+            keys and encoding).
     """
 
     def __init__(self, module: Any, env: RLlibVectorEnv) -> None:
@@ -248,8 +257,10 @@ class RLlibPolicy:
         device = next(iter(observation.values())).device
         encoded = self.env.observations(to_numpy_observation(observation,
                                                              self.observation_keys))
+        encoded = {key: torch.from_numpy(value) for key, value in encoded.items()} \
+            if isinstance(encoded, dict) else torch.from_numpy(encoded)
         with torch.no_grad():
-            output = self.module.forward_inference({"obs": torch.from_numpy(encoded)})
+            output = self.module.forward_inference({"obs": encoded})
         logits = output["action_dist_inputs"].split(self.sizes, dim=1)
         slate = torch.stack([part.argmax(dim=1) for part in logits], dim=1)
         return slate.to(device=device, dtype=torch.int64)

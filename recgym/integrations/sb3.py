@@ -41,25 +41,16 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from recgym.integrations.layout import (  # noqa: F401  (is_item_key, ...: still public here)
+    EMBEDDING_DIM,
+    HIDDEN_SIZES,
+    MIN_ITEM_VALUES,
+    ItemLayout,
+    is_item_key,
+    item_keys,
+    simulator_embeddings,
+)
 from recgym.registration import ENV_DESCRIPTIONS
-
-_SINGLE_KEY = "obs"
-"""Name of the observation in a non-Dict space (SyntheticMDP-v0, IRecGAN-v0)."""
-
-MIN_ITEM_VALUES = 3
-"""A ``MultiDiscrete`` key is read as item ids when its slots take at least this many
-values (binary feedback flags stay one-hot)."""
-
-# env id -> net_arch of the policy / value heads after the extractor (one list: PPO, A2C
-# and DQN all accept it), and the embedding width where no simulator embedding exists.
-_NET_ARCH: dict[str, list[int]] = {
-    "SyntheticMDP-v0": [64, 64],
-    "RecSimu-v0": [128, 128],
-    "RecSimuSlate-v0": [128, 128],
-    "IRecGAN-v0": [64, 64],
-    "GANUserModel-v0": [128, 128],
-}
-_EMBEDDING_DIM = 32
 
 # env id -> options of ItemActorCriticPolicy beyond ``slate=True`` (which every slate
 # action gets): GANUserModel-v0 scores its pool by each candidate's features.
@@ -68,27 +59,8 @@ _SCORER_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _subspaces(space: gym.Space) -> dict[str, gym.Space]:
-    if isinstance(space, gym.spaces.Dict):
-        return dict(space.spaces)
-    return {_SINGLE_KEY: space}
-
-
-def is_item_key(space: gym.Space) -> bool:
-    """A 1-d ``MultiDiscrete`` whose slots all take the same, at least 3, values."""
-    if not isinstance(space, gym.spaces.MultiDiscrete) or len(space.nvec.shape) != 1:
-        return False
-    values = np.unique(space.nvec)
-    return len(values) == 1 and int(values[0]) >= MIN_ITEM_VALUES
-
-
-def item_keys(space: gym.Space) -> list[str]:
-    """Observation keys read as item ids (``"obs"`` for a bare ``MultiDiscrete``)."""
-    return [key for key, sub in _subspaces(space).items() if is_item_key(sub)]
-
-
 class ItemEmbeddingExtractor(BaseFeaturesExtractor):
-    """Embeds item-id observation keys and flattens the others.
+    """Embeds item-id observation keys and flattens the others (:class:`ItemLayout`).
 
     Item keys arrive as ids from the policies of :func:`policy_class`; SB3's own policies
     hand them over as concatenated one-hot blocks (``preprocess_obs`` has no switch to
@@ -107,93 +79,20 @@ class ItemEmbeddingExtractor(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: gym.Space, keys: list[str] | None = None,
-                 embedding_dim: int = _EMBEDDING_DIM,
+                 embedding_dim: int = EMBEDDING_DIM,
                  embeddings: dict[str, Tensor] | None = None, freeze: bool = False) -> None:
         super().__init__(observation_space, features_dim=1)
-        spaces = _subspaces(observation_space)
-        chosen = item_keys(observation_space) if keys is None else list(keys)
-        unknown = [key for key in chosen if key not in spaces or not is_item_key(spaces[key])]
-        if unknown:
-            raise ValueError(f"keys {unknown} are not MultiDiscrete item-id keys of the "
-                             f"observation space; those are {item_keys(observation_space)}")
-        embeddings = embeddings or {}
-        self.dict_space = isinstance(observation_space, gym.spaces.Dict)
-        self.order = list(spaces)
-        self.embeddings = nn.ModuleDict()
-        self.slots: dict[str, tuple[int, int]] = {}
-        self.flat_widths: dict[str, int] = {}
-        width = 0
-        for key, sub in spaces.items():
-            if key in chosen:
-                values, slots = int(sub.nvec[0]), len(sub.nvec)
-                table = embeddings.get(key)
-                if table is None:
-                    module = nn.Embedding(values, embedding_dim)
-                else:
-                    table = torch.as_tensor(table, dtype=torch.float32)
-                    if table.shape[0] != values:
-                        raise ValueError(f"embedding of {key!r} has {table.shape[0]} rows, the "
-                                         f"space has {values} values")
-                    module = nn.Embedding.from_pretrained(table.clone(), freeze=freeze)
-                self.embeddings[key] = module
-                self.slots[key] = (slots, values)
-                width += 2 * module.embedding_dim
-            else:
-                self.flat_widths[key] = gym.spaces.flatdim(sub)
-                width += self.flat_widths[key]
-        self._features_dim = width
+        self.item_layout = ItemLayout.of(observation_space, keys)
+        self.embeddings = self.item_layout.tables(embedding_dim, embeddings, freeze)
+        self._features_dim = self.item_layout.width(self.embeddings)
 
     def layout(self) -> dict[str, tuple[int, int]]:
         """Where each observation key's part starts in the features, and its width."""
-        spans, start = {}, 0
-        for key in self.order:
-            width = 2 * self.embeddings[key].embedding_dim if key in self.embeddings \
-                else self.flat_widths[key]
-            spans[key], start = (start, width), start + width
-        return spans
+        return self.item_layout.spans(self.embeddings)
 
     def forward(self, observations: Tensor | dict[str, Tensor]) -> Tensor:
         """Features ``(B, features_dim)`` of a preprocessed (one-hot) batch."""
-        if not self.dict_space:
-            observations = {_SINGLE_KEY: observations}
-        parts = []
-        for key in self.order:
-            value = observations[key]
-            if key in self.embeddings:
-                slots, values = self.slots[key]
-                ids = value.long() if value.shape[1] == slots else \
-                    value.reshape(len(value), slots, values).argmax(-1)
-                vectors = self.embeddings[key](ids)
-                parts += [vectors.mean(1), vectors[:, -1]]
-            else:
-                parts.append(value.reshape(len(value), -1).float())
-        return torch.cat(parts, dim=1)
-
-
-def simulator_embeddings(env: gym.Env | str) -> dict[str, Tensor]:
-    """The simulator's own item embeddings for the env's id keys, where it has them.
-
-    * RecSimu (``RecSimu-v0``, ``RecSimuSlate-v0``): ``model.item_vectors``, the fixed
-      ``(num_items, 20)`` item vectors its generator and discriminator read, for
-      ``recent_items``;
-    * IRecGAN (``IRecGAN-v0``): the weights of U's ``item_embedding`` (``(n + 1, 50)``,
-      row ``n`` is the no-click padding), for ``clicks``;
-    * SyntheticMDP-v0 has no item embedding (the world is a reward table) and
-      GANUserModel-v0 observes item features already: nothing.
-    """
-    env = gym.make(env) if isinstance(env, str) else env
-    rec_env = env.unwrapped
-    model = getattr(rec_env.simulator, "model", None)
-    spaces = _subspaces(rec_env.observation_space)
-    found: dict[str, Tensor] = {}
-    candidates = {"recent_items": getattr(model, "item_vectors", None),
-                  "clicks": getattr(getattr(model, "item_embedding", None), "weight", None)}
-    for key, table in candidates.items():
-        space_key = key if key in spaces else _SINGLE_KEY
-        if table is not None and space_key in spaces and is_item_key(spaces[space_key]) \
-                and table.shape[0] == int(spaces[space_key].nvec[0]):
-            found[space_key] = table.detach().float().cpu().clone()
-    return found
+        return self.item_layout.features(observations, self.embeddings)
 
 
 class _ItemIdFeatures(BaseModel):
@@ -432,7 +331,7 @@ def policy_kwargs(env_id: str, *, env: gym.Env | None = None, pretrained: bool =
     extractor.update(overrides.pop("features_extractor_kwargs", {}))
     return {"features_extractor_class": ItemEmbeddingExtractor,
             "features_extractor_kwargs": extractor,
-            "net_arch": list(_NET_ARCH.get(env_id, [64, 64])),
+            "net_arch": list(HIDDEN_SIZES.get(env_id, [64, 64])),
             **(_slate_options(env_id, env.action_space) if slate else {}), **overrides}
 
 
