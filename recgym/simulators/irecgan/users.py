@@ -102,7 +102,7 @@ class IRecGANUsers(CheckpointUsers):
         """U's RNN state after each user's click (users without a click keep theirs).
 
         Eager, only the users who clicked run through the RNN (the RNN is most of a step's
-        time; about half of a batch of random slates click). A compiled step runs every
+        time; with random slates about half of a batch clicks). A compiled step runs every
         user and selects, since the number of clicks is unknown when the graph is built.
         """
         names = ("output", "hidden", "cell") if self.lstm else ("output", "hidden")
