@@ -321,3 +321,40 @@ def test_irecgan_diginetica_resumes_a_killed_run(benchmark_module, tmp_path, mon
     assert [call[2] for call in calls] == [1]
     assert resumed.read_text().replace("resumed.md", "whole.md") == whole.read_text()
     assert not resumed.with_suffix(".progress.json").exists()
+
+
+@pytest.mark.slow
+def test_a_sigkilled_benchmark_resumes_to_the_uninterrupted_table(tmp_path, shared_data):
+    """A real SIGKILL, not a raised exception: the kill lands wherever the run is."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "irecgan_diginetica.py"
+    tiny = ["--root", str(shared_data / "diginetica-cikm2016"), "--seeds", "0", "1", "2",
+            "--num-items", "50", "--list-size", "12", "--embedding-dim", "4",
+            "--hidden-size", "4", "--user-epochs", "1", "--pretrain-epochs", "1",
+            "--epochs", "1", "--rollouts", "1", "--max-steps", "3"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(out: Path, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(script), *tiny, "--out", str(out), *extra],
+                                env=environment, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+
+    whole, resumed = tmp_path / "whole.md", tmp_path / "resumed.md"
+    assert run(whole).wait(timeout=600) == 0
+    process, progress, started = run(resumed), resumed.with_suffix(".progress.json"), time.time()
+    while not progress.exists() and process.poll() is None:
+        assert time.time() - started < 600, "no progress file appeared"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(json.loads(progress.read_text())["runs"]) < 3  # killed before the end
+    finished = run(resumed, "--resume")
+    assert finished.wait(timeout=600) == 0, finished.stderr.read()[-2000:]
+    assert resumed.read_text().replace("resumed.md", "whole.md") == whole.read_text()
+    assert not progress.exists()
