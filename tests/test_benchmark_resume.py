@@ -289,8 +289,9 @@ def test_fidelity_real_resumes_a_killed_run(benchmark_module, tmp_path, monkeypa
     bench.main([*tiny, "--out", str(resumed), "--resume"])
     assert [call[1] for call in calls] == ["item-rate", "logistic"]
 
-    def results(path):  # without the minutes, the other processes and the fit times
-        text = re.sub(r"\(\d+ min\)|Also running.*", "", path.read_text())
+    def results(path):  # without the minutes, the load, the other processes and fit times
+        text = re.sub(r"\(\d+ min\)|Also running.*|1-min load average [\d.]+", "",
+                      path.read_text())
         return [re.sub(r"\| [~\d.]+( \(est\.\))? \| (\d*) \| ([^|]*) \|$", r"| \2 | \3 |", line)
                 for line in text.replace("resumed.md", "whole.md").splitlines()]
 
