@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 from recgym.cli.resume import add_resume_options, continues_interrupted_run, run_arguments
 from recgym.data import atomic_write, load_progress, save_progress
@@ -135,13 +136,19 @@ def train_one(kind: str, seed: int, data, out: Path, args: argparse.Namespace) -
     return rec
 
 
-def _fmt(values: list[float]) -> str:
+def _fmt(values: list[float], interval: bool = False) -> str:
+    """Mean ± standard error over seeds; with ``interval``, also its 95% t interval."""
     if not values:
         return "–"
     mean = float(np.mean(values))
     if len(values) == 1:
         return f"{mean:.4f}"
-    return f"{mean:.4f} ± {np.std(values, ddof=1) / math.sqrt(len(values)):.4f}"
+    sem = np.std(values, ddof=1) / math.sqrt(len(values))
+    text = f"{mean:.4f} ± {sem:.4f}"
+    if interval:
+        half = stats.t.ppf(0.975, len(values) - 1) * sem
+        text += f" [{mean - half:+.4f}, {mean + half:+.4f}]"
+    return text
 
 
 def report(args: argparse.Namespace) -> None:
@@ -184,21 +191,25 @@ def report(args: argparse.Namespace) -> None:
                 r0 = by_model.get(kind, [])
                 diffs = [r0[0]["test"]["ndcg@100"]["mean"] - b for b in base.values()] if r0 else []
             if diffs:
-                lines.append(f"* {kind}: {_fmt(diffs)} ({len(diffs)} seed(s))")
-        stage_lines = []
+                lines.append(f"* {kind}: {_fmt(diffs, interval=True)} ({len(diffs)} seed(s))")
+        stage_lines, gain_lines = [], []
         for kind, first, last in (("ract", "actor", "actor-critic"),
                                   ("cf-sfl", "recommender", "joint")):
+            gains = []
             for r in sorted(by_model.get(kind, []), key=lambda r: r["seed"]):
                 v1 = [h["valid_ndcg@100"] for h in r["history"] if h["stage"] == first]
                 v3 = [h["valid_ndcg@100"] for h in r["history"] if h["stage"] == last]
                 if v1 and v3:
+                    gains.append(max(v3) - max(v1))
                     stage_lines.append(f"| {kind} | {r['seed']} | {max(v1):.4f} | {max(v3):.4f} "
-                                       f"| {max(v3) - max(v1):+.4f} |")
+                                       f"| {gains[-1]:+.4f} |")
+            if gains:
+                gain_lines.append(f"* {kind}: {_fmt(gains, interval=True)} ({len(gains)} seed(s))")
         if stage_lines:
             lines += ["", "Best validation NDCG@100 before (stage 1) and during the last stage "
                       "(the kept model is the better of the two):", "",
                       "| model | seed | stage 1 | stage 3 | gain |", "|---|---|---|---|---|",
-                      *stage_lines]
+                      *stage_lines, "", "Mean stage-3 gain (95% t interval):", "", *gain_lines]
         lines.append("")
     lines += ["## Paper values (ML-20M)", "",
               "| model | Recall@20 | Recall@50 | NDCG@100 | source |", "|---|---|---|---|---|"]

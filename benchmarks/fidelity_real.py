@@ -158,17 +158,19 @@ def held_out_users_case(data: str, root: Path, seed: int = 0) -> Case:
                 kind_options=HELD_OUT_USERS_OPTIONS, extra_rows=extra)
 
 
-def memory_reason(kind: str, case: Case) -> str | None:
+def memory_reason(kind: str, case: Case, options: dict) -> str | None:
     """Why a kind would not fit in memory on ``case`` (None if it would)."""
     n, k = case.info.num_items, case.info.slate_size
     if kind == "logistic":
         needed = 8 * (n + 1) * n * (3 + 2 * LBFGS_HISTORY)
         what = (f"its (n+1) x n pair table has {(n + 1) * n / 1e6:.1f}M parameters; with "
                 f"gradient and L-BFGS's {LBFGS_HISTORY}-step history")
-    elif kind.startswith("gan-user"):
-        needed = 4 * len(case.test_logs) * k * n
-        what = (f"page_view_probabilities gathers one-hot features of every test page at "
-                f"once ({len(case.test_logs):,} x {k} x {n:,} float32)")
+    elif kind.startswith("gan-user"):  # held-out pages are scored in bounded batches
+        batch = options.get("batch_size", 256)
+        needed = 3 * 4 * batch * (case.info.history_length + k) * n
+        what = (f"a training batch gathers one-hot features of {batch} page views "
+                f"({case.info.history_length} clicks + {k} shown items x {n:,} float32, "
+                "three times for activations and gradients)")
     else:
         return None
     if needed <= MEMORY_LIMIT:
@@ -232,7 +234,7 @@ def run_case(case: Case, kinds: list[str], args: argparse.Namespace,
 def run_kind(case: Case, kind: str, args: argparse.Namespace) -> dict:
     """The row of one kind on one case: its score, or why it was not fitted."""
     options = {**KIND_OPTIONS.get(kind, {}), **case.kind_options.get(kind, {})}
-    reason = memory_reason(kind, case)
+    reason = memory_reason(kind, case, options)
     estimate = None
     if reason is None and case.pilot and kind not in ("count", "item-rate"):
         reason, estimate = pilot_reason(kind, case, options, args.pilot_share,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from recgym.data import (
     liang_preprocess,
@@ -304,3 +306,58 @@ def test_msd_triplets_format(tmp_path):
                                      n_heldout_users=20)
     assert len(data) == expected[0]
     check_split(split, data)
+
+
+def test_planted_interactions_follow_the_planted_model():
+    from recgym.data.cf import planted_interactions
+
+    frame = planted_interactions(400, 200, seed=3)
+    assert frame.equals(planted_interactions(400, 200, seed=3))
+    assert not frame.equals(planted_interactions(400, 200, seed=4))
+    per_user = frame.groupby("user_id").size()
+    assert len(per_user) == 400 and per_user.min() >= 5 and per_user.max() <= 50
+    assert not frame.duplicated().any()  # items drawn without replacement
+    counts = np.bincount(frame["item_id"], minlength=200)
+    assert counts[:10].sum() > 5 * counts[-10:].sum()  # the popularity bias ranks items 0 first
+    # the taste term is personal: two users' histories overlap less than popularity alone gives
+
+    def overlap(f: pd.DataFrame) -> float:
+        x = np.zeros((400, 200))
+        x[f["user_id"], f["item_id"]] = 1.0
+        shared = x @ x.T / np.sqrt(np.outer(x.sum(1), x.sum(1)))
+        return float(shared[np.triu_indices(400, 1)].mean())
+
+    assert overlap(frame) < 0.9 * overlap(planted_interactions(400, 200, seed=3, taste_scale=0.0))
+
+
+def test_load_cf_data_reads_planted_names_and_refuses_bad_ones():
+    from agents.cf.train import load_cf_data
+
+    data = load_cf_data("planted-300x100-s2")
+    assert data.name == "planted-300x100-s2" and data.train.shape[0] == 240
+    with pytest.raises(ValueError, match="planted-<users>x<items>"):
+        load_cf_data("planted-300")
+    with pytest.raises(ValueError, match="too small"):
+        load_cf_data("planted-5x100")
+
+
+def test_cf_quality_report_gives_paired_t_intervals(benchmark_module, tmp_path, capsys):
+    """Paired test differences and stage-3 gains come with their 95% t interval over seeds."""
+    bench = benchmark_module("cf_quality")
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "split.txt").write_text("toy split")
+    for seed, (vae, ract, stage1, stage3) in enumerate([(0.30, 0.31, 0.30, 0.32),
+                                                        (0.30, 0.32, 0.30, 0.33)]):
+        history = [{"stage": "actor", "valid_ndcg@100": stage1},
+                   {"stage": "actor-critic", "valid_ndcg@100": stage3}]
+        for model, value in (("mult-vae", vae), ("ract", ract)):
+            test = {m: {"mean": value, "sem": 0.01} for m in bench.METRICS}
+            record = {"model": model, "seed": seed, "test": test, "train_seconds": 1.0,
+                      "history": history if model == "ract" else []}
+            (folder / f"{model}-toy-seed{seed}.json").write_text(json.dumps(record))
+    bench.main(["--report", "--runs", str(tmp_path)])
+    text = capsys.readouterr().out
+    half = stats.t.ppf(0.975, 1) * 0.005  # two seeds: differences 0.01 and 0.02
+    assert f"* ract: 0.0150 ± 0.0050 [{0.015 - half:+.4f}, {0.015 + half:+.4f}] (2 seed(s))" in text
+    assert "* ract: 0.0250 ± 0.0050" in text  # stage-3 gains 0.02 and 0.03

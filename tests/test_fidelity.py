@@ -54,6 +54,21 @@ def test_paper_kinds_score_large_logs_in_batches(fitted, tiny_logs):
         assert batched.shape == (len(logs), 3)
 
 
+def test_gan_kind_batches_follow_the_memory_budget(fitted, tiny_logs, monkeypatch):
+    """The default batch keeps gathered one-hot features within PAGE_BATCH_BYTES."""
+    from recgym.fidelity import paper_kinds
+
+    users, logs = fitted["gan-user-pw"], sorted_logs(tiny_logs)
+    whole = users.page_view_probabilities(logs)
+    sizes = []
+    choice = users._choice
+    monkeypatch.setattr(users, "_choice", lambda h, s: sizes.append(len(h)) or choice(h, s))
+    per_view = 4 * (users.history_length + users.slate_size) * users.features.shape[1]
+    monkeypatch.setattr(paper_kinds, "PAGE_BATCH_BYTES", 5 * per_view)
+    np.testing.assert_allclose(users.page_view_probabilities(logs), whole, rtol=1e-6, atol=1e-9)
+    assert max(sizes) == 5 and sum(sizes) == len(logs)
+
+
 # -- metrics on hand-built cases
 
 

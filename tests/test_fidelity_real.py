@@ -154,3 +154,19 @@ def test_benchmark_runs_in_a_tiny_configuration(tmp_path, shared_data):
     assert "| item-rate |" in text and "| baseline: popularity |" in text
     # Coat's test part: 4,640 randomly exposed ratings, 18.5% of them >= 4
     assert "| 0.185 [" in text
+
+
+def test_memory_guard_refuses_the_pair_table_not_the_batched_gan_kinds(slate_log):
+    """ml-latest-small's shape: logistic's item x item table is refused, the GAN kinds fit."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import fidelity_real
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    info = WorldInfo(num_items=9742, slate_size=40, history_length=10, seed=0)
+    case = fidelity_real.Case("ml-latest-small", "", slate_log, slate_log, info)
+    assert "GiB" in fidelity_real.memory_reason("logistic", case, {})
+    for kind in ("gan-user-pw", "gan-user-lstm"):
+        assert fidelity_real.memory_reason(kind, case, {}) is None
+        assert "batch gathers" in fidelity_real.memory_reason(kind, case, {"batch_size": 2048})
+    assert fidelity_real.memory_reason("choice-continuation", case, {}) is None

@@ -7,7 +7,9 @@ Datasets (all binarised and split under strong generalisation, RaCT appendix A):
   `strong_generalization_split` from `recgym.data.cf`;
 * ``ml-1m-lcf`` or a folder with ``train.txt`` / ``test.txt``: the binarised ML-1M files of
   the LCF / RecZoo split. Their train and test parts are merged back into full histories and
-  split the same way (the models are built for held-out users, not held-out items).
+  split the same way (the models are built for held-out users, not held-out items);
+* ``planted-<users>x<items>[-s<seed>]``: `planted_interactions`, a synthetic ML-20M-shaped
+  matrix with a known low-rank preference structure (seed 0 unless given).
 
 By default 10% of the users are validation users and 10% test users (ML-20M: 10K).
 
@@ -37,8 +39,10 @@ from recgym.core.distributed import init_data_parallel
 from recgym.core.random import isolated_global_rng
 from recgym.data.cf import (
     LIANG_SEED,
+    PLANTED_NAME,
     liang_preprocess,
     load_ml1m_implicit,
+    planted_interactions,
     strong_generalization_split,
 )
 from recgym.data.paths import default_data_root
@@ -69,6 +73,13 @@ class CFData:
 def _read_interactions(name: str, data_root: str | os.PathLike | None) -> tuple[str, pd.DataFrame,
                                                                              bool]:
     """Interactions (user_id, item_id[, rating]) and whether they are binarised already."""
+    planted = PLANTED_NAME.match(name.lower())
+    if planted:
+        users, items, seed = (int(g) if g else 0 for g in planted.groups())
+        return name.lower(), planted_interactions(users, items, seed=seed), True
+    if name.lower().startswith("planted"):
+        raise ValueError(f"{name!r}: a planted matrix is named planted-<users>x<items>"
+                         "[-s<seed>], e.g. planted-20000x4000 or planted-20000x4000-s1")
     path = Path(name).expanduser()
     root = Path(data_root).expanduser() if data_root else None
     lcf_dir = None

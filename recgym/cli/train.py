@@ -66,7 +66,8 @@ def add_train_commands(subparsers: Any) -> None:
     command.add_argument("model", choices=CF_MODELS)
     command.add_argument("--data", required=True,
                          help="ml-latest-small (shipped), ml-100k, ml-1m, ml-20m, ml-1m-lcf, "
-                              "or a folder")
+                              "a folder, or planted-<users>x<items>[-s<seed>] (a synthetic "
+                              "matrix with planted preferences)")
     command.add_argument("--root", "--data-root", dest="root", default=None, metavar="DIR",
                          help="folder holding the datasets (default: $RECGYM_DATA, else "
                               "~/.cache/recgym/data)")

@@ -43,6 +43,8 @@ from recgym.simulators.recsimu.data import Tuples, TupleSplit
 from recgym.simulators.recsimu.fit import RecSimuTraining, train_recsimu
 from recgym.simulators.recsimu.model import RecSimu, RecSimuConfig
 
+PAGE_BATCH_BYTES = 256 * 2**20  # gathered features per batch of held-out page views
+
 
 class GANKindUsers(NoClickEndsUsers):
     """Users of a fitted GAN user model with the logs' session structure (module docstring).
@@ -72,14 +74,19 @@ class GANKindUsers(NoClickEndsUsers):
         history = state["history"]
         return self._choice(history.masked_fill(history >= self.num_items, -1), slate)
 
-    def page_view_probabilities(self, logs: pd.DataFrame, batch_size: int = 4096
+    def page_view_probabilities(self, logs: pd.DataFrame, batch_size: int | None = None
                                 ) -> np.ndarray:
         """Choice probabilities of each logged page view (``logs`` sorted).
 
-        In batches of ``batch_size`` page views: the one-hot features of every history
-        click of a large log at once would not fit in memory (9,742 items: ~50 GiB).
+        In batches of ``batch_size`` page views (default: as many as keep their gathered
+        features within `PAGE_BATCH_BYTES`, at most 4,096): the features of every history
+        click and shown item of a large log at once would not fit in memory (ml-latest-small,
+        9,742 one-hot items and 40 per page: 1.9 MB per page view, ~70 GiB in all).
         """
         views = PageViews.from_logs(logs, self.history_length)
+        if batch_size is None:
+            per_view = 4 * (self.history_length + self.slate_size) * self.features.shape[1]
+            batch_size = int(min(4096, max(1, PAGE_BATCH_BYTES // per_view)))
         return torch.cat([self._choice(views.history[rows], views.display[rows])
                           for rows in torch.arange(len(views.history)).split(batch_size)]
                          ).numpy()
