@@ -156,13 +156,10 @@ def test_benchmark_runs_in_a_tiny_configuration(tmp_path, shared_data):
     assert "| 0.185 [" in text
 
 
-def test_memory_guard_refuses_the_pair_table_not_the_batched_gan_kinds(slate_log):
+def test_memory_guard_refuses_the_pair_table_not_the_batched_gan_kinds(slate_log,
+                                                                       benchmark_module):
     """ml-latest-small's shape: logistic's item x item table is refused, the GAN kinds fit."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import fidelity_real
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    fidelity_real = benchmark_module("fidelity_real")
     info = WorldInfo(num_items=9742, slate_size=40, history_length=10, seed=0)
     case = fidelity_real.Case("ml-latest-small", "", slate_log, slate_log, info)
     assert "GiB" in fidelity_real.memory_reason("logistic", case, {})

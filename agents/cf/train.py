@@ -73,11 +73,12 @@ class CFData:
 def _read_interactions(name: str, data_root: str | os.PathLike | None) -> tuple[str, pd.DataFrame,
                                                                              bool]:
     """Interactions (user_id, item_id[, rating]) and whether they are binarised already."""
-    planted = PLANTED_NAME.match(name.lower())
+    key = name.lower()
+    planted = PLANTED_NAME.match(key)
     if planted:
         users, items, seed = (int(g) if g else 0 for g in planted.groups())
-        return name.lower(), planted_interactions(users, items, seed=seed), True
-    if name.lower().startswith("planted"):
+        return key, planted_interactions(users, items, seed=seed), True
+    if key.startswith("planted"):
         raise ValueError(f"{name!r}: a planted matrix is named planted-<users>x<items>"
                          "[-s<seed>], e.g. planted-20000x4000 or planted-20000x4000-s1")
     path = Path(name).expanduser()
@@ -85,7 +86,7 @@ def _read_interactions(name: str, data_root: str | os.PathLike | None) -> tuple[
     lcf_dir = None
     if path.is_dir() and (path / "train.txt").is_file():
         lcf_dir = path
-    elif name.lower() in ("ml-1m-lcf", "movielens-1m-implicit-lcf"):
+    elif key in ("ml-1m-lcf", "movielens-1m-implicit-lcf"):
         lcf_dir = (root or default_data_root()) / "movielens-1m-implicit-lcf"
         if not (lcf_dir / "train.txt").is_file():
             raise FileNotFoundError(f"ml-1m-lcf: no {lcf_dir / 'train.txt'}; pass the folder "
