@@ -50,7 +50,13 @@ from recgym.data import (
     load_progress,
     save_progress,
 )
-from recgym.data.slates import bootstrap_sessions, logged_slates, pick_sessions, sorted_logs
+from recgym.data.slates import (
+    bootstrap_sessions,
+    logged_slates,
+    outcomes,
+    pick_sessions,
+    sorted_logs,
+)
 from recgym.fidelity import KINDS, PRIVILEGED_KINDS, WorldInfo
 from recgym.fidelity.metrics import Interval
 from recgym.fidelity.real import (
@@ -145,6 +151,13 @@ def held_out_users_case(data: str, root: Path, seed: int = 0) -> Case:
                       "fit_seconds": time.perf_counter() - started,
                       "note": "gan_user_fidelity.py baseline; point value (its code returns "
                               "only the mean)"})
+    if dataset.items is not None and "year" in dataset.items.columns:
+        year = dataset.items["year"].to_numpy(np.float64, na_value=np.nan)
+        extra.append({"kind": "reference: oldest movie of the display set",
+                      "prec_at_1": oldest_first_precision(split.test, year, seed),
+                      "note": "not a simulator: the display sets' construction artifact "
+                              "(the rated movie and 39 recent releases); a kind that infers "
+                              "release years can reach it; point value"})
     num_items = dataset.num_items or len(dataset.items)
     slate_size = logged_slates(split.train.head(1)).shape[1]
     info = WorldInfo(num_items, slate_size, 10, seed)
@@ -156,6 +169,20 @@ def held_out_users_case(data: str, root: Path, seed: int = 0) -> Case:
                 f"held-out ones predicted; {num_items:,} items, {slate_size} per display set.",
                 fit_logs, sorted_logs(split.test), info, pilot=True,
                 kind_options=HELD_OUT_USERS_OPTIONS, extra_rows=extra)
+
+
+def oldest_first_precision(logs: pd.DataFrame, year: np.ndarray, seed: int = 0) -> float:
+    """Prec@1 of ranking each page's items oldest first (unknown years last, ties at random).
+
+    With MovieLens display sets built by release year the rated movie is usually the
+    oldest (recgym.data.displays): this is what any kind that learns the years can reach.
+    """
+    slates, chosen = logged_slates(logs), outcomes(logs)
+    clicked = chosen < slates.shape[1]
+    years = np.nan_to_num(year[slates], nan=np.inf)
+    ties = np.random.default_rng(seed).random(slates.shape)
+    first = np.where(years == years.min(axis=1, keepdims=True), ties, np.inf).argmin(axis=1)
+    return float((first == chosen)[clicked].mean())
 
 
 def memory_reason(kind: str, case: Case, options: dict) -> str | None:
@@ -396,13 +423,21 @@ def other_processes() -> str:
     return "; ".join(busy) or "none"
 
 
+def launch_prefix() -> str:
+    """The thread setting and niceness this run had, as a command prefix."""
+    threads = os.environ.get("OMP_NUM_THREADS")
+    niceness = os.nice(0)
+    return ((f"OMP_NUM_THREADS={threads} " if threads else "")
+            + (f"nice -n {niceness} " if niceness else ""))
+
+
 def write(args: argparse.Namespace, sections: list[str], seconds: float) -> None:
     """The results file of the cases done so far."""
     options = "; ".join(f"`{kind}` {', '.join(f'{k}={v}' for k, v in values.items())}"
                         for kind, values in KIND_OPTIONS.items())
     lines = [
         "# Simulator kinds on real logs (issue 16, item 5)", "",
-        f"Command: `OMP_NUM_THREADS=1 nice -n 10 {args.command}` ({seconds / 60:.0f} "
+        f"Command: `{launch_prefix()}{args.command}` ({seconds / 60:.0f} "
         f"min). Machine: {reporting.machine_description()}. Also running (ps, at the end): "
         f"{other_processes()}.", "",
         "Each kind is fitted on one log and predicts another it never saw (module docstring "

@@ -54,6 +54,27 @@ def test_paper_kinds_score_large_logs_in_batches(fitted, tiny_logs):
         assert batched.shape == (len(logs), 3)
 
 
+def test_held_out_scoring_never_sees_the_page_being_predicted(fitted, tiny_logs):
+    """Changing each session's last click moves no predicted probability (no leak).
+
+    A kind may read the clicks of earlier pages, never the outcome it predicts; the last
+    page of a session is no earlier page's history, so nothing may move.
+    """
+    logs = sorted_logs(tiny_logs)
+    last = np.r_[logs["session_id"].to_numpy()[1:] != logs["session_id"].to_numpy()[:-1], True]
+    changed = logs.copy()
+    slates = np.stack(changed["slate"].to_numpy())
+    clicked = changed["click"].to_numpy().copy()
+    # last page clicked -> no click; last page not clicked -> its first item clicked
+    clicked[last] = np.where(clicked[last] >= 0, -1, slates[last, 0])
+    changed["click"] = clicked
+    assert (outcomes(changed) != outcomes(logs)).sum() == last.sum()
+    for name, users in fitted.items():
+        np.testing.assert_allclose(users.page_view_probabilities(changed),
+                                   users.page_view_probabilities(logs), rtol=1e-6,
+                                   atol=1e-9, err_msg=name)
+
+
 def test_gan_kind_batches_follow_the_memory_budget(fitted, tiny_logs, monkeypatch):
     """The default batch keeps gathered one-hot features within PAGE_BATCH_BYTES."""
     from recgym.fidelity import paper_kinds

@@ -167,3 +167,14 @@ def test_memory_guard_refuses_the_pair_table_not_the_batched_gan_kinds(slate_log
         assert fidelity_real.memory_reason(kind, case, {}) is None
         assert "batch gathers" in fidelity_real.memory_reason(kind, case, {"batch_size": 2048})
     assert fidelity_real.memory_reason("choice-continuation", case, {}) is None
+
+
+def test_oldest_first_reference_ranks_by_release_year(benchmark_module):
+    """The display-set artifact row: oldest movie first, unknown years last, no-click pages out."""
+    oldest_first_precision = benchmark_module("fidelity_real").oldest_first_precision
+    year = np.array([1990.0, 2001.0, 1975.0, np.nan, 2001.0])
+    logs = hand_log([[0, 1, 2], [3, 1, 0], [1, 4, 3], [0, 1, 2]], [2, 1, 3, -1], [0, 0, 1, 1])
+    # page 1: oldest 2 clicked; page 2: oldest 0, 1 clicked; page 3: tie 1/4, 3 (unknown) clicked
+    assert oldest_first_precision(logs, year) == pytest.approx(1 / 3)
+    hits = [oldest_first_precision(hand_log([[1, 4]], [4], [0]), year, seed) for seed in range(200)]
+    assert 0.35 < np.mean(hits) < 0.65  # equal years: a fair coin
