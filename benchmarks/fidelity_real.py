@@ -192,12 +192,15 @@ def memory_reason(kind: str, case: Case, options: dict) -> str | None:
         needed = 8 * (n + 1) * n * (3 + 2 * LBFGS_HISTORY)
         what = (f"its (n+1) x n pair table has {(n + 1) * n / 1e6:.1f}M parameters; with "
                 f"gradient and L-BFGS's {LBFGS_HISTORY}-step history")
-    elif kind.startswith("gan-user"):  # held-out pages are scored in bounded batches
-        batch = options.get("batch_size", 256)
-        needed = 3 * 4 * batch * (case.info.history_length + k) * n
-        what = (f"a training batch gathers one-hot features of {batch} page views "
-                f"({case.info.history_length} clicks + {k} shown items x {n:,} float32, "
-                "three times for activations and gradients)")
+    elif kind.startswith("gan-user"):  # one-hot items are row lookups; held-out pages batched
+        from recgym.simulators.gan_user.model import GANUserConfig
+
+        batch, hidden = options.get("batch_size", 256), options.get("hidden", 256)
+        state = GANUserConfig(feature_dim=n, state=kind.rsplit("-", 1)[1]).state_dim
+        needed = 3 * 4 * batch * (state + (k + 1) * hidden)
+        what = (f"a training batch of {batch} page views holds their states ({state:,} "
+                f"float32 each) and {k + 1} x {hidden} reward activations, three times for "
+                "activations and gradients")
     else:
         return None
     if needed <= MEMORY_LIMIT:

@@ -84,7 +84,7 @@ def test_gan_kind_batches_follow_the_memory_budget(fitted, tiny_logs, monkeypatc
     sizes = []
     choice = users._choice
     monkeypatch.setattr(users, "_choice", lambda h, s: sizes.append(len(h)) or choice(h, s))
-    per_view = 4 * (users.history_length + users.slate_size) * users.features.shape[1]
+    per_view = 4 * users.model.config.state_dim  # one-hot items: the state is what grows
     monkeypatch.setattr(paper_kinds, "PAGE_BATCH_BYTES", 5 * per_view)
     np.testing.assert_allclose(users.page_view_probabilities(logs), whole, rtol=1e-6, atol=1e-9)
     assert max(sizes) == 5 and sum(sizes) == len(logs)

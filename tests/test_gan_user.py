@@ -14,7 +14,12 @@ from recgym.simulators.gan_user.fit import (
     item_features,
     precision_at,
 )
-from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel
+from recgym.simulators.gan_user.model import (
+    GANUserConfig,
+    GANUserModel,
+    OneHotItems,
+    features_of,
+)
 
 
 def synthetic_user_logs(sessions: int = 400, steps: int = 8, items: int = 40, shown: int = 8,
@@ -51,6 +56,30 @@ def test_choice_probabilities_sum_to_one_with_no_click():
         assert probabilities.shape == (3, 8)
         assert torch.allclose(probabilities.sum(1), torch.ones(3))
         assert (probabilities[:, 6] == 0).all()
+
+
+@pytest.mark.parametrize("state", ["pw", "lstm"])
+def test_one_hot_ids_give_the_dense_identity_model_and_its_gradients(state):
+    """OneHotItems (row lookups) and torch.eye features: same choices, same gradients."""
+    torch.manual_seed(0)
+    items, history = 7, 3
+    model = GANUserModel(GANUserConfig(feature_dim=items, history=history, hidden=8,
+                                       state=state, lstm_hidden=5))
+    clicks = torch.tensor([[-1, -1, 4], [2, 2, 6], [0, 5, 1]])
+    shown = torch.tensor([[1, 4, 6], [0, 3, 2], [5, 5, 1]])
+
+    def choice_and_grads(features):
+        model.zero_grad()
+        state_vector = model.state(features_of(clicks, features))
+        probabilities = model.choice_probabilities(state_vector, features[shown])
+        probabilities[:, 0].log().sum().backward()
+        return probabilities.detach(), [p.grad.clone() for p in model.parameters()]
+
+    dense, dense_grads = choice_and_grads(torch.eye(items))
+    ids, id_grads = choice_and_grads(OneHotItems(items))
+    torch.testing.assert_close(ids, dense)
+    for from_ids, from_dense in zip(id_grads, dense_grads, strict=True):
+        torch.testing.assert_close(from_ids, from_dense)
 
 
 def test_entropy_fit_recovers_a_known_reward_better_than_chance():

@@ -38,7 +38,12 @@ from recgym.data.slates import logged_slates, outcomes, sorted_logs
 from recgym.fidelity.history import NoClickEndsUsers, continuation_after_click, held_out_sessions
 from recgym.fidelity.worlds import WorldInfo
 from recgym.simulators.gan_user.fit import GANUserTraining, PageViews, fit_gan_user
-from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel, features_of
+from recgym.simulators.gan_user.model import (
+    GANUserConfig,
+    GANUserModel,
+    OneHotItems,
+    features_of,
+)
 from recgym.simulators.recsimu.data import Tuples, TupleSplit
 from recgym.simulators.recsimu.fit import RecSimuTraining, train_recsimu
 from recgym.simulators.recsimu.model import RecSimu, RecSimuConfig
@@ -51,15 +56,16 @@ class GANKindUsers(NoClickEndsUsers):
 
     Attributes:
         model: the fitted :class:`~recgym.simulators.gan_user.model.GANUserModel`.
-        features: float ``(n, d)`` item features (one-hot ids).
+        features: item features, :class:`OneHotItems` (one-hot ids, never materialised)
+            or a float ``(n, d)`` table.
         continue_after_click: logged share of clicked pages with a next page.
     """
 
-    def __init__(self, model: GANUserModel, features: Tensor, continue_after_click: float,
-                 slate_size: int) -> None:
+    def __init__(self, model: GANUserModel, features: Tensor | OneHotItems,
+                 continue_after_click: float, slate_size: int) -> None:
         super().__init__(len(features), slate_size, model.config.history)
         self.model = model.eval().requires_grad_(False)
-        self.features = features.float()
+        self.features = features if isinstance(features, OneHotItems) else features.float()
         self.continue_after_click = float(continue_after_click)
 
     @torch.no_grad()
@@ -78,14 +84,16 @@ class GANKindUsers(NoClickEndsUsers):
                                 ) -> np.ndarray:
         """Choice probabilities of each logged page view (``logs`` sorted).
 
-        In batches of ``batch_size`` page views (default: as many as keep their gathered
-        features within `PAGE_BATCH_BYTES`, at most 4,096): the features of every history
-        click and shown item of a large log at once would not fit in memory (ml-latest-small,
-        9,742 one-hot items and 40 per page: 1.9 MB per page view, ~70 GiB in all).
+        In batches of ``batch_size`` page views (default: as many as keep the state and
+        the gathered features within `PAGE_BATCH_BYTES`, at most 4,096): a large log at
+        once would not fit in memory (ml-latest-small's GAN-PW state alone is 4 x 9,742
+        floats per page view).
         """
         views = PageViews.from_logs(logs, self.history_length)
         if batch_size is None:
-            per_view = 4 * (self.history_length + self.slate_size) * self.features.shape[1]
+            width = 0 if isinstance(self.features, OneHotItems) else self.features.shape[1]
+            per_view = 4 * (self.model.config.state_dim
+                            + (self.history_length + self.slate_size) * width)
             batch_size = int(min(4096, max(1, PAGE_BATCH_BYTES // per_view)))
         return torch.cat([self._choice(views.history[rows], views.display[rows])
                           for rows in torch.arange(len(views.history)).split(batch_size)]
@@ -97,6 +105,9 @@ def fit_gan_user_kind(logs: pd.DataFrame, info: WorldInfo, *, state: str = "pw",
                       batch_size: int = 256, learning_rate: float = 1e-3,
                       valid_share: float = 0.1, progress: bool = False) -> GANKindUsers:
     """The GAN user model on one-hot item features, as ``recgym fit gan-user`` fits it.
+
+    The one-hot features are :class:`OneHotItems`: the model looks up weight rows instead
+    of multiplying ``n``-wide one-hot vectors (same model, a catalogue of thousands fits).
 
     Args:
         logs: page views in the log schema.
@@ -113,7 +124,7 @@ def fit_gan_user_kind(logs: pd.DataFrame, info: WorldInfo, *, state: str = "pw",
     logs = sorted_logs(logs)
     views = PageViews.from_logs(logs, info.history_length)
     valid = held_out_sessions(logs, valid_share, info.seed)
-    features = torch.eye(info.num_items)
+    features = OneHotItems(info.num_items)
     config = GANUserConfig(feature_dim=info.num_items, history=info.history_length,
                            state=state, hidden=hidden)
     training = GANUserTraining(epochs=epochs, seed=info.seed, regularizer=regularizer,
