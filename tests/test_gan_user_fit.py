@@ -18,7 +18,12 @@ from recgym.simulators.gan_user.fit import (
     precision_at,
     ranked_precision,
 )
-from recgym.simulators.gan_user.model import GANUserConfig, GANUserModel, project_onto_simplex
+from recgym.simulators.gan_user.model import (
+    GANUserConfig,
+    GANUserModel,
+    OneHotItems,
+    project_onto_simplex,
+)
 
 CONFIG = GANUserConfig(feature_dim=6, history=1, hidden=32)
 
@@ -135,6 +140,20 @@ def test_bad_regularizer_names_are_refused(entropy_fit, synthetic):
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["fit", "gan-user", "--data", "x", "--regularizer", "l1"])
+
+
+def test_one_hot_items_fit_without_a_checkpoint_and_refuse_one(synthetic, tmp_path):
+    """OneHotItems stores no features, so a checkpoint (which must hold them) is refused."""
+    train, valid, _, features = synthetic
+    one_hot = OneHotItems(len(features))
+    config = GANUserConfig(feature_dim=len(features), history=1, hidden=8)
+    fit = fit_gan_user(train, valid, one_hot, config=config, progress=False,
+                       training=GANUserTraining(epochs=2))
+    assert np.isfinite(fit.history[-1]["valid_log_likelihood"])
+    with pytest.raises(ValueError, match=r"torch.eye\(n_items\)"):
+        fit_gan_user(train, valid, one_hot, config=config, progress=False,
+                     checkpoint=tmp_path / "user.pt")
+    assert not (tmp_path / "user.pt").exists()
 
 
 def test_ties_count_in_expectation():

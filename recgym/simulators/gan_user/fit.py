@@ -30,6 +30,7 @@ from recgym.simulators.gan_user.model import (
     REGULARIZERS,
     GANUserConfig,
     GANUserModel,
+    OneHotItems,
     features_of,
     project_onto_simplex,
 )
@@ -334,7 +335,8 @@ def fit_gan_user(train: PageViews, valid: PageViews, features: Tensor, *,
     Args:
         train: training page views (the 50% users of sec. 6.1).
         valid: validation page views (12.5%), for early stopping.
-        features: item features ``(n_items, d)``.
+        features: item features ``(n_items, d)``, or :class:`OneHotItems` (one-hot ids
+            as weight-row lookups; not with ``checkpoint``, which stores the features).
         config: architecture (default: GAN-PW with the data's feature size).
         training: optimisation settings, including the regulariser.
         test: page views scored by Prec@1 / Prec@2 at the end (37.5%).
@@ -353,6 +355,9 @@ def fit_gan_user(train: PageViews, valid: PageViews, features: Tensor, *,
         raise ValueError("initial is the entropy solution that starts the L2 game; "
                          "pass it with GANUserTraining(regularizer='l2')")
     path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and isinstance(features, OneHotItems):
+        raise ValueError("a checkpoint stores the item features, and OneHotItems holds none: "
+                         "pass torch.eye(n_items) as features to write one")
     saved = (_load_progress(path, config, training)
              if resume and path is not None and path.is_file() else {})
     torch.manual_seed(training.seed)
