@@ -66,6 +66,7 @@ from recgym.fidelity.real import (
     score_probabilities,
     uniform_probabilities,
 )
+from recgym.simulators.gan_user.model import GANUserConfig
 
 DATA = ("open-bandit", "coat", "ml-latest-small", "yoochoose")
 DEFAULT_KINDS = tuple(k for k in KINDS if k not in PRIVILEGED_KINDS)
@@ -193,8 +194,6 @@ def memory_reason(kind: str, case: Case, options: dict) -> str | None:
         what = (f"its (n+1) x n pair table has {(n + 1) * n / 1e6:.1f}M parameters; with "
                 f"gradient and L-BFGS's {LBFGS_HISTORY}-step history")
     elif kind.startswith("gan-user"):  # one-hot items are row lookups; held-out pages batched
-        from recgym.simulators.gan_user.model import GANUserConfig
-
         batch, hidden = options.get("batch_size", 256), options.get("hidden", 256)
         state = GANUserConfig(feature_dim=n, state=kind.rsplit("-", 1)[1]).state_dim
         needed = 3 * 4 * batch * (state + (k + 1) * hidden)

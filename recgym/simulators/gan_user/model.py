@@ -71,12 +71,14 @@ def features_of(ids: Tensor, features: Tensor | OneHotItems) -> Tensor:
     """
     if isinstance(features, OneHotItems):
         return ids
-    gathered = F.embedding(ids.clamp_min(0), features)  # a row gather, 3-5x faster than [ ]
-    return gathered * (ids >= 0)[..., None]
+    return _rows_of(ids, features)
 
 
 def _rows_of(ids: Tensor, table: Tensor) -> Tensor:
-    """``table[ids]`` with zero rows where the id is -1: a one-hot input times a weight."""
+    """``table[ids]`` with zero rows where the id is -1 (also a one-hot input times a weight).
+
+    A row gather with ``F.embedding``, 3-5x faster than ``table[ids]``.
+    """
     return F.embedding(ids.clamp_min(0), table) * (ids >= 0)[..., None]
 
 
@@ -157,7 +159,7 @@ class GANUserModel(nn.Module):
         if self.config.state == "pw":
             if one_hot:  # F W scatters each click's row of W onto its item
                 batch, columns = len(history), self.config.position_columns
-                weights = (self.position_weights * (history >= 0)[..., None])
+                weights = self.position_weights * (history >= 0)[..., None]
                 mixed = torch.zeros(batch, self.config.feature_dim, columns,
                                     dtype=weights.dtype, device=history.device).scatter_add(
                     1, history.clamp_min(0)[..., None].expand(-1, -1, columns), weights)
