@@ -9,7 +9,9 @@ turn, several times; the table reports medians and medians of per-repeat ratios.
 
 ``--baseline-tree DIR`` also times the ``recgym`` package under ``DIR`` (another commit's),
 loaded beside this one, for a before/after comparison in the same process. ``--profile``
-appends each id's top functions under ``cProfile``.
+appends each id's top functions under ``cProfile``. ``--other-suites FILE`` adds RecSim's
+and RecoGym's figures, measured by :mod:`other_suites` in their own environment against
+their own CartPole-v1, next to recgym's.
 
     mkdir -p /tmp/recgym_head && git archive HEAD recgym | tar -x -C /tmp/recgym_head
     ln -s "$PWD/envs_data" /tmp/recgym_head/envs_data  # the shipped checkpoints
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import statistics
 import time
 from pathlib import Path
@@ -161,6 +164,36 @@ def profile_top(env: gym.Env, actions: list, steps: int, top: int) -> str:
     return reporting.profile_table(profiler, top)
 
 
+def other_suites_section(others: dict, path: Path, recgym_ratios: dict[str, float]
+                         ) -> list[str]:
+    """Markdown rows for RecSim and RecoGym (from :mod:`other_suites`) beside recgym's envs.
+
+    Their process cannot be this one, so the figures to compare are the ratios to each
+    process's own CartPole-v1; the steps/s are given as measured there.
+    """
+    versions = ", ".join(f"{name} {version}" for name, version in others["versions"].items())
+    lines = [
+        "## Next to the suites a user would otherwise pick", "",
+        f"RecSim and RecoGym measured by `benchmarks/other_suites.py` in their own Python "
+        f"environment ({versions}; {others['date']}, 1-min load average "
+        f"{others['load_average_1min']:.1f}, `OMP_NUM_THREADS={others['omp_num_threads']}`, "
+        f"also running: {others['load_note']}; medians of {others['repeats']} interleaved "
+        f"repeats of {others['seconds']:g} s; file `{path.name}`). They need the retired "
+        "`gym`, TensorFlow 2.15 and numpy 1.x, so they cannot run in this process: compare "
+        "the ratios to each process's own CartPole-v1 (`gym`'s there, Gymnasium's here, the "
+        "same code).", "",
+        "| env | steps/s (own process) | / CartPole-v1 of its process |",
+        "|---|---:|---:|",
+    ]
+    for name, figures in others["suites"].items():
+        if not name.startswith("CartPole"):
+            lines.append(f"| {name} | {figures['steps_per_second']:,.0f} | "
+                         f"{figures['per_cartpole']:.3f}x |")
+    lines += [f"| recgym {name} (table above) | | {value:.3f}x |"
+              for name, value in recgym_ratios.items()]
+    return lines
+
+
 def main() -> None:
     """Time every env, write the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,8 +208,11 @@ def main() -> None:
                         help="append each id's top functions under cProfile")
     parser.add_argument("--load-note", default="nothing else known",
                         help="what else ran on the machine, for the results file")
+    parser.add_argument("--other-suites", type=Path, metavar="JSON",
+                        help="results of benchmarks/other_suites.py to show beside these")
     parser.add_argument("--out", default=str(reporting.RESULTS / "single_env.md"))
     args = parser.parse_args()
+    others = json.loads(args.other_suites.read_text()) if args.other_suites else None
 
     gym.register(NUMPY_ID, entry_point=NumpySyntheticMDP, max_episode_steps=200)
     gym.register(NUMPY_BATCHED_ID, entry_point=NumpyBatchedSyntheticMDP, max_episode_steps=200)
@@ -248,6 +284,10 @@ def main() -> None:
             speed = statistics.median(speeds[env_id])
             lines.append(f"* {env_id} toward {LEARNED_TARGET:,} steps/s: {speed:,.0f} "
                          f"({'met' if speed >= LEARNED_TARGET else 'not met'}).")
+    if others is not None:
+        lines += ["", *other_suites_section(others, args.other_suites,
+                                            {name: ratio(name, CARTPOLE_ID)
+                                             for name in args.ids})]
     for env_id, text in profiles.items():
         lines += ["", f"Where {env_id}'s time goes (`cProfile`, 3,000 steps, top own time; "
                       "the profiler inflates Python-call-heavy code):", "", "```", text, "```"]

@@ -9,6 +9,7 @@ fits spend their epochs) each run once with ``--quick`` into a temporary results
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -171,3 +172,44 @@ def test_baseline_tree_envs_come_from_that_tree_and_are_timed_beside(tmp_path):
     assert "Before: the eager vector env of a copy" in text
     row = _table(text, "| N | vector, eager")[0]
     assert _number(row["eager, before"]) > 0 and _number(row["after / before"]) > 0
+
+
+def test_other_suites_writes_medians_and_cartpole_ratios(tmp_path, monkeypatch):
+    other_suites = _benchmark("other_suites")
+
+    def fast(step: int) -> None:
+        pass
+
+    def slow(step: int) -> None:
+        time.sleep(1e-4)
+
+    monkeypatch.setattr(other_suites, "SUITES", {"CartPole-v1 (gym 0.26)": lambda: fast,
+                                                 "Slow suite": lambda: slow})
+    out = tmp_path / "suites.json"
+    monkeypatch.setattr(sys, "argv", ["other_suites.py", "--repeats", "2", "--seconds", "0.05",
+                                      "--out", str(out)])
+    other_suites.main()
+    suites = json.loads(out.read_text())["suites"]
+    assert suites["CartPole-v1 (gym 0.26)"]["per_cartpole"] == 1.0
+    assert 0 < suites["Slow suite"]["per_cartpole"] < 0.5
+    assert suites["Slow suite"]["steps_per_second"] < 1e4
+
+
+def test_single_env_puts_other_suites_beside_recgyms_cartpole_ratio(tmp_path):
+    suites = {"date": "2026-12-07", "versions": {"recsim": "0.2.4"}, "load_average_1min": 0.5,
+              "omp_num_threads": "1", "load_note": "nothing", "repeats": 5, "seconds": 2.0,
+              "suites": {"CartPole-v1 (gym 0.26)": {"steps_per_second": 1e5, "per_cartpole": 1},
+                         "RecSim interest_evolution": {"steps_per_second": 7_300,
+                                                       "per_cartpole": 0.04}}}
+    (tmp_path / "suites.json").write_text(json.dumps(suites))
+    out = tmp_path / "single.md"
+    _run("single_env.py", "--ids", "SyntheticMDP-v0", "--repeats", "1", "--seconds", "0.1",
+         "--other-suites", str(tmp_path / "suites.json"), "--out", str(out))
+    text = out.read_text()
+    main_rows = {row["env"]: row for row in _table(text, "| env | steps/s |")}
+    beside = {row["env"]: row for row in _table(text, "| env | steps/s (own process)")}
+    assert beside["RecSim interest_evolution"]["steps/s (own process)"] == "7,300"
+    assert _number(beside["RecSim interest_evolution"]["/ CartPole-v1 of its process"]) == 0.04
+    assert "CartPole-v1 (gym 0.26)" not in beside
+    assert (beside["recgym SyntheticMDP-v0 (table above)"]["/ CartPole-v1 of its process"]
+            == main_rows["SyntheticMDP-v0"]["/ CartPole-v1"])
