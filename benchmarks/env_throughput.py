@@ -70,17 +70,21 @@ def steps_per_second(envs: gym.vector.VectorEnv, actions: list, seconds: float,
 
 
 def measure(env_id: str, num_envs: int, repeats: int, seconds: float,
-            kwargs: dict[str, str], baseline_id: str | None = None) -> dict[str, float]:
+            kwargs: dict[str, str], baseline_id: str | None = None,
+            sync: bool = True) -> dict[str, float]:
     """Median throughput of the three paths at one batch size, and the median ratios.
 
     With ``baseline_id`` (see :func:`reporting.register_baseline`) its eager vector env
     runs too: ``before`` and the median per-repeat ``speedup`` of eager after / before.
+    Without ``sync`` the ``SyncVectorEnv`` is not built (``num_envs`` single envs, each
+    with its own copy of a learned model, outgrow memory at large ``N``).
     """
     vector = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                           **kwargs)
     fused = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                          compile=True, **kwargs)
-    sync = gym.vector.SyncVectorEnv([lambda: gym.make(env_id, **kwargs)] * num_envs)
+    sync_env = (gym.vector.SyncVectorEnv([lambda: gym.make(env_id, **kwargs)] * num_envs)
+                if sync else None)
     vector.action_space.seed(0)
     actions = [vector.action_space.sample() for _ in range(16)]
     before = None if baseline_id is None else gym.make_vec(
@@ -92,16 +96,35 @@ def measure(env_id: str, num_envs: int, repeats: int, seconds: float,
             old.append(steps_per_second(before, actions, seconds, min_steps=20))
         fastest.append(steps_per_second(fused, actions, seconds, min_steps=20,
                                         warm_up=(gym.spec(env_id).max_episode_steps or 0) + 3))
-        slow.append(steps_per_second(sync, actions, seconds / 2, min_steps=2))
+        if sync_env is not None:
+            slow.append(steps_per_second(sync_env, actions, seconds / 2, min_steps=2))
     compared = {} if before is None else {
         "before": statistics.median(old),
         "speedup": statistics.median([f / o for f, o in zip(fast, old, strict=True)])}
-    return {**compared, "vector": statistics.median(fast), "compiled": statistics.median(fastest),
-            "sync": statistics.median(slow),
-            "ratio": statistics.median([f / s for f, s in zip(fast, slow, strict=True)]),
-            "ratio_compiled": statistics.median([f / s for f, s in
-                                                 zip(fastest, slow, strict=True)]),
+    synced = {} if sync_env is None else {
+        "sync": statistics.median(slow),
+        "ratio": statistics.median([f / s for f, s in zip(fast, slow, strict=True)]),
+        "ratio_compiled": statistics.median([f / s for f, s in zip(fastest, slow, strict=True)])}
+    return {**compared, **synced, "vector": statistics.median(fast),
+            "compiled": statistics.median(fastest),
             "spread": (max(fast) - min(fast)) / 2 / statistics.median(fast)}
+
+
+def target_lines(env_id: str, results: dict[int, dict[str, float]]) -> list[str]:
+    """Issue 19's vector-path targets, met or not, for the sizes it names that were run."""
+    if env_id == "SyntheticMDP-v0":
+        size, wanted = 4096, (("eager", "vector", 10e6), ("compiled", "compiled", 20e6))
+    else:
+        size, wanted = 1024, (("eager or compiled", "best", 300e3),)
+    if size not in results:
+        return []
+    result = {**results[size], "best": max(results[size]["vector"], results[size]["compiled"])}
+    lines = ["", f"Targets (issue 19) at N = {size:,}:", ""]
+    for label, key, target in wanted:
+        lines.append(f"* {label} at least {target:,.0f} user-steps/s: {result[key]:,.0f} "
+                     f"({result[key] / target:.2f} of it, "
+                     f"{'met' if result[key] >= target else 'not met'}).")
+    return lines
 
 
 def run_neighbour(threads: int) -> None:
@@ -266,6 +289,15 @@ def main() -> None:
     parser.add_argument("--env", default="SyntheticMDP-v0", help="registered env id")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024, 4096, 16384])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
+    parser.add_argument("--sync-max", type=int, default=1024, metavar="N",
+                        help="time SyncVectorEnv only up to this N (memory: one model per env)")
+    parser.add_argument("--contention-sizes", type=int, nargs="+",
+                        help="sizes of the --contention columns (default: --sizes)")
+    parser.add_argument("--trace-steps", type=int,
+                        help="steps of the memory trace at the largest N (default 20,000; "
+                             "--quick 2,000)")
+    parser.add_argument("--load-note", default="nothing else known",
+                        help="what else ran on the machine, for the results file")
     parser.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
                         help="constructor argument of the env (a string), repeatable")
     parser.add_argument("--out", help="results file (default benchmarks/results/"
@@ -294,11 +326,13 @@ def main() -> None:
     baseline_id = register_baseline(args.baseline_tree, args.env) if args.baseline_tree else None
     rows = []
     for num_envs in args.sizes:
-        result = measure(args.env, num_envs, repeats, seconds, kwargs, baseline_id)
+        result = measure(args.env, num_envs, repeats, seconds, kwargs, baseline_id,
+                         sync=num_envs <= args.sync_max)
         rows.append((num_envs, result))
         print(f"N={num_envs:>6}: vector {result['vector']:>12,.0f}/s  compiled "
-              f"{result['compiled']:>12,.0f}/s  sync {result['sync']:>9,.0f}/s  ratio "
-              f"{result['ratio']:>7.1f}x / {result['ratio_compiled']:>7.1f}x"
+              f"{result['compiled']:>12,.0f}/s"
+              + (f"  sync {result['sync']:>9,.0f}/s  ratio {result['ratio']:>7.1f}x / "
+                 f"{result['ratio_compiled']:>7.1f}x" if "sync" in result else "")
               + (f"  before {result['before']:>12,.0f}/s  after / before "
                  f"{result['speedup']:.2f}x" if baseline_id else ""), flush=True)
     contended = []
@@ -306,7 +340,7 @@ def main() -> None:
     if args.contention:
         neighbour = Neighbour(args.neighbour_threads)
         try:
-            for num_envs in args.sizes:
+            for num_envs in args.contention_sizes or args.sizes:
                 result = measure_contention(args.env, num_envs, repeats, seconds, kwargs,
                                             neighbour, crowded_threads)
                 contended.append((num_envs, result))
@@ -318,13 +352,20 @@ def main() -> None:
         finally:
             neighbour.close()
     largest = max(args.sizes)
-    trace = memory_trace(args.env, largest, 2_000 if args.quick else 20_000, kwargs)
+    trace_steps = args.trace_steps or (2_000 if args.quick else 20_000)
+    if trace_steps < 5:
+        parser.error(f"--trace-steps must be >= 5, got {trace_steps}")
+    trace = memory_trace(args.env, largest, trace_steps, kwargs)
     print("RSS MiB over the long run:", [f"{mib:.0f}" for _, mib in trace])
 
     command = (f"python benchmarks/env_throughput.py --env {args.env} --sizes "
                + " ".join(map(str, args.sizes)) + (" --quick" if args.quick else "")
                + "".join(f" --env-kwarg {pair}" for pair in args.env_kwarg)
                + (" --contention" if args.contention else "")
+               + (" --contention-sizes " + " ".join(map(str, args.contention_sizes))
+                  if args.contention and args.contention_sizes else "")
+               + (f" --sync-max {args.sync_max}" if args.sync_max != 1024 else "")
+               + (f" --trace-steps {args.trace_steps}" if args.trace_steps else "")
                + (f" --neighbour-threads {args.neighbour_threads}"
                   if args.contention and args.neighbour_threads != 1 else "")
                + (f" --baseline-tree {args.baseline_tree} --baseline-label "
@@ -335,13 +376,16 @@ def main() -> None:
         "",
         f"Command: `{command}` ({machine_description('gymnasium')}).",
         "",
+        f"Also running on the machine: {args.load_note}.",
+        "",
         f"User-steps per second, median of {repeats} interleaved repeats; the ratio is the",
         "median of per-repeat ratios. Vector: `gym.make_vec(..., vectorization_mode="
         "\"vector_entry_point\")` (numpy actions in, numpy observations out, next-step "
         "autoreset), eager by default; compiled: the same with `compile=True` (each step "
         "fused by `torch.compile`, compilation excluded). Sync: Gymnasium's `SyncVectorEnv` "
-        "over `gym.make` single envs. Spread: half the range of the eager repeats over their "
-        f"median. Every path steps with recgym's default of {default_threads} torch "
+        f"over `gym.make` single envs, up to N = {args.sync_max:,} (above it, one model "
+        "copy per env outgrows memory: blank). Spread: half the range of the eager repeats "
+        f"over their median. Every path steps with recgym's default of {default_threads} torch "
         "thread(s) (see docs/scaling.md, Thread policy)."
         + (f" Before: the eager vector env of {args.baseline_label}, loaded beside this "
            "version (`--baseline-tree`) and interleaved with it; after / before is the "
@@ -352,11 +396,13 @@ def main() -> None:
         "|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if compared else ""),
     ]
     for num_envs, result in rows:
+        synced = (f"{result['sync']:,.0f} | {result['ratio']:,.1f}x | "
+                  f"{result['ratio_compiled']:,.1f}x" if "sync" in result else " | | ")
         lines.append(f"| {num_envs:,} | {result['vector']:,.0f} | {result['compiled']:,.0f} | "
-                     f"{result['sync']:,.0f} | {result['ratio']:,.1f}x | "
-                     f"{result['ratio_compiled']:,.1f}x | ±{100 * result['spread']:.0f}% |"
+                     f"{synced} | ±{100 * result['spread']:.0f}% |"
                      + (f" {result['before']:,.0f} | {result['speedup']:.2f}x |"
                         if compared else ""))
+    lines += target_lines(args.env, dict(rows))
     lines += ["", f"Resident memory (MiB) over {trace[-1][0]:,} steps at N = {largest:,}: " +
               ", ".join(f"step {step:,}: {mib:.0f}" for step, mib in trace) + "."]
     if contended:

@@ -112,11 +112,19 @@ def test_timer_counts_a_nested_timed_call_once():
 
 def test_env_throughput_contention_writes_the_quiet_and_contended_columns(tmp_path):
     out = tmp_path / "env_throughput.md"
-    _run("env_throughput.py", "--env", "SyntheticMDP-v0", "--sizes", "8", "--quick",
-         "--contention", "--out", str(out))
+    _run("env_throughput.py", "--env", "SyntheticMDP-v0", "--sizes", "8", "12", "--quick",
+         "--contention", "--contention-sizes", "8", "--sync-max", "8", "--load-note", "a test",
+         "--trace-steps", "10", "--out", str(out))
     text = out.read_text()
-    assert "--sizes 8 --quick --contention` (" in text
+    assert ("--sizes 8 12 --quick --contention --contention-sizes 8 --sync-max 8 "
+            "--trace-steps 10` (") in text
+    assert "Resident memory (MiB) over 10 steps at N = 12" in text
+    assert "Also running on the machine: a test." in text
     assert "PPO-style update loop" in text and "1 torch thread(s)" in text
+    paths = {row["N"]: row for row in _table(text, "| N | vector, eager")}
+    assert _number(paths["8"]["SyncVectorEnv"]) > 0 and _number(paths["8"]["eager / sync"]) > 0
+    assert paths["12"]["SyncVectorEnv"] == paths["12"]["eager / sync"] == ""
+    assert _number(paths["12"]["vector, eager"]) > 0
     rows = _table(text, "| N | quiet, 1 thread")
     assert [row["N"] for row in rows] == ["8"]
     row = rows[0]
@@ -213,3 +221,15 @@ def test_single_env_puts_other_suites_beside_recgyms_cartpole_ratio(tmp_path):
     assert "CartPole-v1 (gym 0.26)" not in beside
     assert (beside["recgym SyntheticMDP-v0 (table above)"]["/ CartPole-v1 of its process"]
             == main_rows["SyntheticMDP-v0"]["/ CartPole-v1"])
+
+
+def test_env_throughput_targets_name_the_size_and_say_met_or_not():
+    target_lines = _benchmark("env_throughput").target_lines
+    synthetic = target_lines("SyntheticMDP-v0", {4096: {"vector": 12e6, "compiled": 15e6}})
+    assert any("eager at least 10,000,000" in line and "(1.20 of it, met)" in line
+               for line in synthetic)
+    assert any("compiled at least 20,000,000" in line and "not met" in line
+               for line in synthetic)
+    learned = target_lines("RecSimu-v0", {1024: {"vector": 250e3, "compiled": 310e3}})
+    assert any("310,000 (1.03 of it, met)" in line for line in learned)
+    assert target_lines("RecSimu-v0", {64: {"vector": 1.0, "compiled": 1.0}}) == []
