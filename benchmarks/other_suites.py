@@ -2,10 +2,12 @@ r"""Steps per second of the single envs of RecSim and RecoGym, next to CartPole-
 
 These are the simulators a user would otherwise pick. They need the retired ``gym``
 package, TensorFlow 2.15 and numpy 1.x, which cannot share recgym's environment, so this
-script runs in its own and imports nothing from recgym. Its yardstick is ``gym``'s
-CartPole-v1, timed in the same process; :mod:`single_env` times Gymnasium's CartPole-v1
-beside recgym's envs and reads this script's JSON (``--other-suites``) to put each suite's
-figure and its CartPole ratio next to recgym's. A separate environment, from the repository
+script runs in its own and imports nothing from recgym. Figures from two processes are
+compared through a yardstick both time beside their envs: :func:`python_yardstick`, the
+same pure-Python code on the same interpreter (CartPole-v1 is timed too, but ``gym``'s
+with numpy 1.x and Gymnasium's with numpy 2.x do not run at the same speed).
+:mod:`single_env` reads this script's JSON (``--other-suites``) and puts each suite's ratio
+to the yardstick next to recgym's. A separate environment, from the repository
 root (about 2 GB, a few minutes)::
 
     python -m venv /tmp/suites
@@ -39,6 +41,26 @@ from pathlib import Path
 import numpy as np
 
 CLOCK_EVERY = 64  # steps between clock reads
+YARDSTICK = "Python yardstick"
+CARTPOLE = "CartPole-v1 (gym 0.26)"
+
+
+def python_yardstick():
+    """A fixed pure-Python workload (20 rounds of integer hashing per step).
+
+    Timed beside the envs in each process, it measures how fast this interpreter runs
+    plain Python at that moment, whatever the packages installed.
+    """
+    state = [0x12345678]
+
+    def step(i: int) -> None:
+        x = state[0]
+        for _ in range(20):
+            x = (x * 0x7FEB352D + i) & 0xFFFFFFFF
+            x ^= x >> 15
+        state[0] = x
+
+    return step
 
 
 def cartpole():
@@ -95,7 +117,7 @@ def recogym_v1():
     return step
 
 
-SUITES = {"CartPole-v1 (gym 0.26)": cartpole,
+SUITES = {YARDSTICK: python_yardstick, CARTPOLE: cartpole,
           "RecSim interest_evolution": recsim_interest_evolution,
           "RecoGym reco-gym-v1": recogym_v1}
 
@@ -124,7 +146,7 @@ def package_versions() -> dict[str, str]:
 
 
 def main() -> None:
-    """Time each suite in turn, write medians and per-repeat CartPole ratios as JSON."""
+    """Time each suite in turn, write medians and per-repeat ratios to the yardstick as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0, help="per suite and repeat")
@@ -142,7 +164,9 @@ def main() -> None:
         print(f"repeat {repeat + 1}: " + ", ".join(f"{name} {values[-1]:,.0f}"
                                                   for name, values in speeds.items()),
               flush=True)
-    reference = speeds["CartPole-v1 (gym 0.26)"]
+    def ratio(values: list[float], reference: str) -> float:
+        return statistics.median(a / b for a, b in zip(values, speeds[reference], strict=True))
+
     result = {
         "date": date.today().isoformat(),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
@@ -151,8 +175,8 @@ def main() -> None:
         "load_average_1min": os.getloadavg()[0], "load_note": args.load_note,
         "repeats": args.repeats, "seconds": args.seconds,
         "suites": {name: {"steps_per_second": statistics.median(values),
-                          "per_cartpole": statistics.median(
-                              a / b for a, b in zip(values, reference, strict=True))}
+                          "per_yardstick": ratio(values, YARDSTICK),
+                          "per_cartpole": ratio(values, CARTPOLE)}
                    for name, values in speeds.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ turn, several times; the table reports medians and medians of per-repeat ratios.
 ``--baseline-tree DIR`` also times the ``recgym`` package under ``DIR`` (another commit's),
 loaded beside this one, for a before/after comparison in the same process. ``--profile``
 appends each id's top functions under ``cProfile``. ``--other-suites FILE`` adds RecSim's
-and RecoGym's figures, measured by :mod:`other_suites` in their own environment against
-their own CartPole-v1, next to recgym's.
+and RecoGym's figures, measured by :mod:`other_suites` in their own environment, next to
+recgym's: both processes time the same pure-Python yardstick beside their envs.
 
     mkdir -p /tmp/recgym_head && git archive HEAD recgym | tar -x -C /tmp/recgym_head
     ln -s "$PWD/envs_data" /tmp/recgym_head/envs_data  # the shipped checkpoints
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import other_suites
 import reporting
 
 import recgym  # noqa: F401  (registers the envs)
@@ -164,14 +165,18 @@ def profile_top(env: gym.Env, actions: list, steps: int, top: int) -> str:
     return reporting.profile_table(profiler, top)
 
 
-def other_suites_section(others: dict, path: Path, recgym_ratios: dict[str, float]
-                         ) -> list[str]:
+def other_suites_section(others: dict, path: Path, speeds: dict[str, list[float]],
+                         names: list[str]) -> list[str]:
     """Markdown rows for RecSim and RecoGym (from :mod:`other_suites`) beside recgym's envs.
 
-    Their process cannot be this one, so the figures to compare are the ratios to each
-    process's own CartPole-v1; the steps/s are given as measured there.
+    Their process cannot be this one, so the figures to compare are the ratios to the
+    pure-Python yardstick each process timed beside its envs; the steps/s are given as
+    measured in each process, and ``at this run's speed`` scales the other process's
+    ratio by this run's yardstick.
     """
     versions = ", ".join(f"{name} {version}" for name, version in others["versions"].items())
+    yardstick = statistics.median(speeds[other_suites.YARDSTICK])
+    suites = others["suites"]
     lines = [
         "## Next to the suites a user would otherwise pick", "",
         f"RecSim and RecoGym measured by `benchmarks/other_suites.py` in their own Python "
@@ -179,19 +184,29 @@ def other_suites_section(others: dict, path: Path, recgym_ratios: dict[str, floa
         f"{others['load_average_1min']:.1f}, `OMP_NUM_THREADS={others['omp_num_threads']}`, "
         f"also running: {others['load_note']}; medians of {others['repeats']} interleaved "
         f"repeats of {others['seconds']:g} s; file `{path.name}`). They need the retired "
-        "`gym`, TensorFlow 2.15 and numpy 1.x, so they cannot run in this process: compare "
-        "the ratios to each process's own CartPole-v1 (`gym`'s there, Gymnasium's here, the "
-        "same code).", "",
-        "| env | steps/s (own process) | / CartPole-v1 of its process |",
-        "|---|---:|---:|",
+        "`gym`, TensorFlow 2.15 and numpy 1.x, so they cannot run in this process. Both "
+        "processes time the same pure-Python yardstick (`other_suites.python_yardstick`, "
+        "same interpreter) beside their envs: compare the ratios to it. CartPole-v1 is no "
+        f"common yardstick: `gym` 0.26's ran {suites[other_suites.CARTPOLE]['per_yardstick']:.3f}"
+        f"x the yardstick there, Gymnasium's {ratio_of(speeds, CARTPOLE_ID):.3f}x here.", "",
+        "| env | steps/s (own process) | / Python yardstick | at this run's speed, steps/s |",
+        "|---|---:|---:|---:|",
     ]
-    for name, figures in others["suites"].items():
-        if not name.startswith("CartPole"):
+    for name, figures in suites.items():
+        if name not in (other_suites.YARDSTICK, other_suites.CARTPOLE):
             lines.append(f"| {name} | {figures['steps_per_second']:,.0f} | "
-                         f"{figures['per_cartpole']:.3f}x |")
-    lines += [f"| recgym {name} (table above) | | {value:.3f}x |"
-              for name, value in recgym_ratios.items()]
+                         f"{figures['per_yardstick']:.4f}x | "
+                         f"{figures['per_yardstick'] * yardstick:,.0f} |")
+    for name in names:
+        lines.append(f"| recgym {name} | {statistics.median(speeds[name]):,.0f} | "
+                     f"{ratio_of(speeds, name):.4f}x | {statistics.median(speeds[name]):,.0f} |")
     return lines
+
+
+def ratio_of(speeds: dict[str, list[float]], name: str) -> float:
+    """Median per-repeat ratio of ``name``'s steps/s to the Python yardstick's."""
+    return statistics.median(a / b for a, b in zip(speeds[name], speeds[other_suites.YARDSTICK],
+                                                   strict=True))
 
 
 def main() -> None:
@@ -222,6 +237,9 @@ def main() -> None:
     envs.update(baselines)
     actions = {name: random_actions(env) for name, env in envs.items()}
     speeds: dict[str, list[float]] = {name: [] for name in envs}
+    yardstick = other_suites.python_yardstick() if others is not None else None
+    if yardstick is not None:
+        speeds[other_suites.YARDSTICK] = []
     returns = {name: [0, 0.0] for name in envs}
     for name, env in envs.items():
         env.reset(seed=0)
@@ -232,6 +250,9 @@ def main() -> None:
             speeds[name].append(steps / taken)
             returns[name][0] += episodes
             returns[name][1] += reward
+        if yardstick is not None:
+            speeds[other_suites.YARDSTICK].append(
+                other_suites.steps_per_second(yardstick, args.seconds))
         print(f"repeat {repeat + 1}: " + ", ".join(f"{name} {speeds[name][-1]:,.0f}"
                                                   for name in envs), flush=True)
     profiles = {env_id: profile_top(envs[env_id], actions[env_id], 3000, 8)
@@ -285,9 +306,7 @@ def main() -> None:
             lines.append(f"* {env_id} toward {LEARNED_TARGET:,} steps/s: {speed:,.0f} "
                          f"({'met' if speed >= LEARNED_TARGET else 'not met'}).")
     if others is not None:
-        lines += ["", *other_suites_section(others, args.other_suites,
-                                            {name: ratio(name, CARTPOLE_ID)
-                                             for name in args.ids})]
+        lines += ["", *other_suites_section(others, args.other_suites, speeds, args.ids)]
     for env_id, text in profiles.items():
         lines += ["", f"Where {env_id}'s time goes (`cProfile`, 3,000 steps, top own time; "
                       "the profiler inflates Python-call-heavy code):", "", "```", text, "```"]

@@ -161,20 +161,36 @@ def test_random_policy_slates_are_distinct_and_seeded():
     assert torch.equal(slates, RandomPolicy(20, 5, seed=1).act(observation))
 
 
-@pytest.mark.parametrize("env_id", ["SyntheticMDP-v0", "IRecGAN-v0"])
-def test_compiled_step_reproduces_eager_trajectories(env_id):
+@pytest.mark.parametrize("env_id", ["SyntheticMDP-v0", "IRecGAN-v0", "RecSimu-v0",
+                                    "GANUserModel-v0"])
+def test_compiled_step_reproduces_eager_trajectories_without_graph_breaks(env_id):
     # IRecGAN-v0's eager step runs its RNN on the users who clicked only, the compiled one
-    # on every user
+    # on every user; IRecGAN's nn.LSTM and RecSimu's GRU weights broke the graph until
+    # Dynamo's RNN support was switched on for compiled steps
+    from torch._dynamo.utils import counters
+
     kwargs = {"num_envs": 64, "vectorization_mode": "vector_entry_point"}
     eager = gym.make_vec(env_id, **kwargs)
     fused = gym.make_vec(env_id, compile=True, **kwargs)
-    actions = np.random.default_rng(0).integers(0, 50, size=(12, 64, 10))
+    eager.action_space.seed(0)
+    actions = [eager.action_space.sample() for _ in range(12)]
     for env in (eager, fused):
         env.reset(seed=5)
+    counters.clear()
     for step_actions in actions:
         out_eager, out_fused = eager.step(step_actions), fused.step(step_actions)
-        for a, b in zip(out_eager[:4], out_fused[:4], strict=True):
+        observations = [out[0] if isinstance(out[0], dict) else {"": out[0]}
+                        for out in (out_eager, out_fused)]
+        assert observations[0].keys() == observations[1].keys()
+        assert all(np.array_equal(observations[0][key], observations[1][key])
+                   for key in observations[0])
+        for a, b in zip(out_eager[2:4], out_fused[2:4], strict=True):  # the session ends
             assert np.array_equal(a, b)
+        assert np.array_equal(out_eager[4]["clicked"], out_fused[4]["clicked"])
+        # GANUserModel-v0's learned reward: fused arithmetic rounds differently (~4e-6)
+        np.testing.assert_allclose(out_eager[1], out_fused[1], rtol=1e-5, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] >= 1  # the step did compile
+    assert not counters["graph_break"], dict(counters["graph_break"])
 
 
 def test_compiled_env_pickles():

@@ -53,7 +53,8 @@ def test_step_advances_the_rnn_of_the_users_who_clicked_only(cell):
     users = IRecGANUsers(model, slate_size=3)
     rng = UserRandom.from_seeds(range(400))
     start = users.reset(400, rng)
-    out = users.step(start, torch.randint(0, 8, (400, 3)), rng)
+    out_slates = torch.randint(0, 8, (400, 3))
+    out = users.step(start, out_slates, rng)
     clicked = out.clicked >= 0
     assert 0 < int(clicked.sum()) < 400
     with torch.no_grad():
@@ -62,6 +63,13 @@ def test_step_advances_the_rnn_of_the_users_who_clicked_only(cell):
     assert torch.allclose(out.state["output"][clicked], after[clicked], atol=1e-5)
     for key in ("output", "hidden", "cell"):
         assert torch.equal(out.state[key][~clicked], start[key][~clicked])
+    # a batch of one (the single env's branch) steps each user as the batch of 400 does
+    for user in (int(clicked.nonzero()[0]), int((~clicked).nonzero()[0])):
+        one = UserRandom.from_seeds([user])
+        alone = users.step(users.reset(1, one), out_slates[user:user + 1], one)
+        assert torch.equal(alone.clicked, out.clicked[user:user + 1])
+        for key in ("output", "hidden", "cell"):
+            assert torch.allclose(alone.state[key], out.state[key][user:user + 1], atol=1e-6)
 
 
 def test_padding_does_not_change_the_likelihood():

@@ -182,33 +182,35 @@ def test_baseline_tree_envs_come_from_that_tree_and_are_timed_beside(tmp_path):
     assert _number(row["eager, before"]) > 0 and _number(row["after / before"]) > 0
 
 
-def test_other_suites_writes_medians_and_cartpole_ratios(tmp_path, monkeypatch):
+def test_other_suites_writes_medians_and_yardstick_ratios(tmp_path, monkeypatch):
     other_suites = _benchmark("other_suites")
-
-    def fast(step: int) -> None:
-        pass
 
     def slow(step: int) -> None:
         time.sleep(1e-4)
 
-    monkeypatch.setattr(other_suites, "SUITES", {"CartPole-v1 (gym 0.26)": lambda: fast,
-                                                 "Slow suite": lambda: slow})
+    suites = {other_suites.YARDSTICK: other_suites.python_yardstick,
+              other_suites.CARTPOLE: other_suites.python_yardstick, "Slow suite": lambda: slow}
+    monkeypatch.setattr(other_suites, "SUITES", suites)
     out = tmp_path / "suites.json"
     monkeypatch.setattr(sys, "argv", ["other_suites.py", "--repeats", "2", "--seconds", "0.05",
                                       "--out", str(out)])
     other_suites.main()
-    suites = json.loads(out.read_text())["suites"]
-    assert suites["CartPole-v1 (gym 0.26)"]["per_cartpole"] == 1.0
-    assert 0 < suites["Slow suite"]["per_cartpole"] < 0.5
-    assert suites["Slow suite"]["steps_per_second"] < 1e4
+    result = json.loads(out.read_text())["suites"]
+    assert result[other_suites.YARDSTICK]["per_yardstick"] == 1.0
+    assert 0.5 < result[other_suites.CARTPOLE]["per_yardstick"] < 2.0  # the same code
+    assert 0 < result["Slow suite"]["per_yardstick"] < 0.5
+    assert 0 < result["Slow suite"]["per_cartpole"] < 0.5
+    assert result["Slow suite"]["steps_per_second"] < 1e4
 
 
-def test_single_env_puts_other_suites_beside_recgyms_cartpole_ratio(tmp_path):
+def test_single_env_puts_other_suites_beside_recgym_through_the_yardstick(tmp_path):
     suites = {"date": "2026-12-07", "versions": {"recsim": "0.2.4"}, "load_average_1min": 0.5,
               "omp_num_threads": "1", "load_note": "nothing", "repeats": 5, "seconds": 2.0,
-              "suites": {"CartPole-v1 (gym 0.26)": {"steps_per_second": 1e5, "per_cartpole": 1},
+              "suites": {"Python yardstick": {"steps_per_second": 2e5, "per_yardstick": 1.0},
+                         "CartPole-v1 (gym 0.26)": {"steps_per_second": 1e5,
+                                                    "per_yardstick": 0.5},
                          "RecSim interest_evolution": {"steps_per_second": 7_300,
-                                                       "per_cartpole": 0.04}}}
+                                                       "per_yardstick": 0.0365}}}
     (tmp_path / "suites.json").write_text(json.dumps(suites))
     out = tmp_path / "single.md"
     _run("single_env.py", "--ids", "SyntheticMDP-v0", "--repeats", "1", "--seconds", "0.1",
@@ -216,11 +218,16 @@ def test_single_env_puts_other_suites_beside_recgyms_cartpole_ratio(tmp_path):
     text = out.read_text()
     main_rows = {row["env"]: row for row in _table(text, "| env | steps/s |")}
     beside = {row["env"]: row for row in _table(text, "| env | steps/s (own process)")}
-    assert beside["RecSim interest_evolution"]["steps/s (own process)"] == "7,300"
-    assert _number(beside["RecSim interest_evolution"]["/ CartPole-v1 of its process"]) == 0.04
-    assert "CartPole-v1 (gym 0.26)" not in beside
-    assert (beside["recgym SyntheticMDP-v0 (table above)"]["/ CartPole-v1 of its process"]
-            == main_rows["SyntheticMDP-v0"]["/ CartPole-v1"])
+    assert set(beside) == {"RecSim interest_evolution", "recgym SyntheticMDP-v0"}
+    recsim, ours = beside["RecSim interest_evolution"], beside["recgym SyntheticMDP-v0"]
+    assert recsim["steps/s (own process)"] == "7,300"
+    assert _number(recsim["/ Python yardstick"]) == 0.0365
+    assert ours["steps/s (own process)"] == main_rows["SyntheticMDP-v0"]["steps/s"]
+    # this run's yardstick speed, recovered from our row, scales RecSim's ratio
+    yardstick = _number(ours["steps/s (own process)"]) / _number(ours["/ Python yardstick"])
+    assert _number(recsim["at this run's speed, steps/s"]) == pytest.approx(0.0365 * yardstick,
+                                                                           rel=0.01)
+    assert "`gym` 0.26's ran 0.500x the yardstick there" in text
 
 
 def test_env_throughput_targets_name_the_size_and_say_met_or_not():
@@ -233,3 +240,19 @@ def test_env_throughput_targets_name_the_size_and_say_met_or_not():
     learned = target_lines("RecSimu-v0", {1024: {"vector": 250e3, "compiled": 310e3}})
     assert any("310,000 (1.03 of it, met)" in line for line in learned)
     assert target_lines("RecSimu-v0", {64: {"vector": 1.0, "compiled": 1.0}}) == []
+
+
+def test_step_profile_lists_the_top_operators_of_a_step(tmp_path):
+    out = tmp_path / "profile.md"
+    _run("step_profile.py", "--env", "SyntheticMDP-v0:8", "--steps", "5", "--top", "4",
+         "--out", str(out))
+    text = out.read_text()
+    assert "## SyntheticMDP-v0, N = 8" in text
+    rows = _table(text, "| operator |")
+    assert len(rows) == 4
+    shares = [_number(row["share"]) for row in rows]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100
+    assert all(_number(row["µs / step"]) > 0 and _number(row["calls / step"]) > 0
+               for row in rows)
+    with pytest.raises(subprocess.CalledProcessError, match="exit status 2"):
+        _run("step_profile.py", "--env", "SyntheticMDP-v0:0", "--out", str(out))

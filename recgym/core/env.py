@@ -248,7 +248,7 @@ class RecVectorEnv(VectorEnv):
         max_episode_steps: sessions are truncated after this many steps (None: never).
         device: where the simulation runs.
         compile: fuse each step with ``torch.compile`` (see
-            :class:`~recgym.core.batch.SimulationBatch`); same results, faster at scale.
+            :class:`~recgym.core.batch.SimulationBatch`); same trajectories, faster at scale.
         num_threads: torch intra-op threads of each reset and step (None: the variable
             ``RECGYM_NUM_THREADS``, else 1; see :mod:`recgym.core.threads`). The caller's
             own setting is restored after every call, so an agent keeps its threads.

@@ -51,6 +51,7 @@ class IRecGANUsers(CheckpointUsers):
         self.slate_size = slate_size
         self.history_length = history_length
         self.lstm = config.cell == "lstm"
+        self._rnn_keys = ("output", "hidden", "cell") if self.lstm else ("output", "hidden")
         with torch.no_grad():
             start = torch.full((1, 1), model.start_token, device=self.device)
             output, memory = model.states(start)
@@ -102,22 +103,27 @@ class IRecGANUsers(CheckpointUsers):
         """U's RNN state after each user's click (users without a click keep theirs).
 
         Eager, only the users who clicked run through the RNN (the RNN is most of a step's
-        time; with random slates about half of a batch clicks). A compiled step runs every
+        time; with random slates about half of a batch clicks); a single env's one user
+        takes a Python branch instead of the index bookkeeping. A compiled step runs every
         user and selects, since the number of clicks is unknown when the graph is built.
         """
-        names = ("output", "hidden", "cell") if self.lstm else ("output", "hidden")
-        dense = torch.compiler.is_compiling()
-        index = None if dense else clicked_any.nonzero()[:, 0]
-        rows = {name: state[name] if dense else state[name][index] for name in names}
-        memory = tuple(rows[name].transpose(0, 1).contiguous() for name in names[1:])
-        output, memory = self.model.states((item if dense else item[index])[:, None],
-                                           memory if self.lstm else memory[0])
-        memory = memory if self.lstm else (memory,)
-        advanced = dict(zip(names, (output[:, 0], *(m.transpose(0, 1) for m in memory)),
-                            strict=True))
-        if dense:
-            return merge_states(clicked_any, advanced, rows)
+        names = self._rnn_keys
+        if torch.compiler.is_compiling():
+            rows = {name: state[name] for name in names}
+            return merge_states(clicked_any, self._rnn_step(rows, item), rows)
+        if clicked_any.shape[0] == 1:
+            return self._rnn_step(state, item) if bool(clicked_any) else {}
+        index = clicked_any.nonzero()[:, 0]
+        advanced = self._rnn_step({name: state[name][index] for name in names}, item[index])
         return {name: state[name].index_copy(0, index, advanced[name]) for name in names}
+
+    def _rnn_step(self, rows: State, item: Tensor) -> State:
+        """One RNN step of every given user from its state, on the clicked ``item``."""
+        memory = tuple(rows[name].transpose(0, 1).contiguous() for name in self._rnn_keys[1:])
+        output, memory = self.model.states(item[:, None], memory if self.lstm else memory[0])
+        memory = memory if self.lstm else (memory,)
+        return dict(zip(self._rnn_keys, (output[:, 0], *(m.transpose(0, 1) for m in memory)),
+                        strict=True))
 
     def observe(self, state: State) -> dict[str, Tensor]:
         """The recent clicks, oldest first (``n`` = none yet), as a recommender sees them."""
