@@ -191,6 +191,10 @@ def test_compiled_step_reproduces_eager_trajectories_without_graph_breaks(env_id
         np.testing.assert_allclose(out_eager[1], out_fused[1], rtol=1e-5, atol=1e-5)
     assert counters["stats"]["unique_graphs"] >= 1  # the step did compile
     assert not counters["graph_break"], dict(counters["graph_break"])
+    # only steps with an RNN pay for switching Dynamo's RNN support on, and it is off after
+    from recgym.core.batch import _holds_rnn
+    assert _holds_rnn(fused.unwrapped.simulator) == (env_id in ("IRecGAN-v0", "RecSimu-v0"))
+    assert not torch._dynamo.config.allow_rnn
 
 
 def test_compiled_env_pickles():
