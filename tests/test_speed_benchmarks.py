@@ -256,3 +256,17 @@ def test_step_profile_lists_the_top_operators_of_a_step(tmp_path):
                for row in rows)
     with pytest.raises(subprocess.CalledProcessError, match="exit status 2"):
         _run("step_profile.py", "--env", "SyntheticMDP-v0:0", "--out", str(out))
+
+
+def test_allocator_alternates_fresh_processes_with_and_without_the_thresholds(tmp_path):
+    out = tmp_path / "allocator.md"
+    _run("allocator.py", "--env", "SyntheticMDP-v0:8", "--pairs", "1", "--seconds", "0.2",
+         "--out", str(out))
+    text = out.read_text()
+    assert "MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824" in text
+    (row,) = _table(text, "| env | N |")
+    assert row["env"] == "SyntheticMDP-v0" and row["N"] == "8"
+    default = _number(row["glibc defaults"].split()[0])
+    tuned = _number(row["tuned thresholds"].split()[0])
+    assert default > 0 and tuned > 0
+    assert _number(row["tuned / default"]) == pytest.approx(tuned / default, abs=0.01)
