@@ -111,19 +111,23 @@ def measure(env_id: str, num_envs: int, repeats: int, seconds: float,
 
 
 def target_lines(env_id: str, results: dict[int, dict[str, float]]) -> list[str]:
-    """Issue 19's vector-path targets, met or not, for the sizes it names that were run."""
+    """Issue 19's vector-path targets, met or not, for the sizes it names that were run.
+
+    SyntheticMDP-v0 has one target per path; a learned env's target is on the default
+    (eager) path, and the compiled figure is given beside it.
+    """
     if env_id == "SyntheticMDP-v0":
         size, wanted = 4096, (("eager", "vector", 10e6), ("compiled", "compiled", 20e6))
     else:
-        size, wanted = 1024, (("eager or compiled", "best", 300e3),)
+        size, wanted = 1024, (("eager (the default)", "vector", 300e3),
+                              ("compiled (`compile=True`, not the default)", "compiled", 300e3))
     if size not in results:
         return []
-    result = {**results[size], "best": max(results[size]["vector"], results[size]["compiled"])}
     lines = ["", f"Targets (issue 19) at N = {size:,}:", ""]
     for label, key, target in wanted:
-        lines.append(f"* {label} at least {target:,.0f} user-steps/s: {result[key]:,.0f} "
-                     f"({result[key] / target:.2f} of it, "
-                     f"{'met' if result[key] >= target else 'not met'}).")
+        value = results[size][key]
+        lines.append(f"* {label} at least {target:,.0f} user-steps/s: {value:,.0f} "
+                     f"({value / target:.2f} of it, {'met' if value >= target else 'not met'}).")
     return lines
 
 
