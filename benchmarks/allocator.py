@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import reporting
 from step_profile import env_and_size
@@ -30,20 +29,12 @@ TUNED = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**
 def child(env_id: str, num_envs: int, seconds: float) -> None:
     """Print the user-steps per second of one fresh vector env (the measured process)."""
     import gymnasium as gym
-
-    import recgym  # noqa: F401  (registers the envs)
+    from env_throughput import steps_per_second  # imports recgym, which registers the envs
 
     envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
-    envs.reset(seed=0)
     envs.action_space.seed(0)
     actions = [envs.action_space.sample() for _ in range(16)]
-    for i in range(30):
-        envs.step(actions[i % len(actions)])
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        envs.step(actions[steps % len(actions)])
-        steps += 1
-    rate = num_envs * steps / (time.perf_counter() - started)
+    rate = steps_per_second(envs, actions, seconds, min_steps=1, warm_up=30)
     print(rate, os.environ.get("MALLOC_MMAP_THRESHOLD_", "default"))
 
 

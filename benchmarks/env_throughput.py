@@ -323,6 +323,9 @@ def main() -> None:
         return
     if args.neighbour_threads < 1:
         parser.error(f"--neighbour-threads must be >= 1, got {args.neighbour_threads}")
+    trace_steps = args.trace_steps or (2_000 if args.quick else 20_000)
+    if trace_steps < 5:
+        parser.error(f"--trace-steps must be >= 5, got {trace_steps}")
     kwargs = dict(pair.split("=", 1) for pair in args.env_kwarg)
     out = Path(args.out or "benchmarks/results/env_throughput_"
                            f"{args.env.lower().replace('-', '_')}.md")
@@ -356,9 +359,6 @@ def main() -> None:
         finally:
             neighbour.close()
     largest = max(args.sizes)
-    trace_steps = args.trace_steps or (2_000 if args.quick else 20_000)
-    if trace_steps < 5:
-        parser.error(f"--trace-steps must be >= 5, got {trace_steps}")
     trace = memory_trace(args.env, largest, trace_steps, kwargs)
     print("RSS MiB over the long run:", [f"{mib:.0f}" for _, mib in trace])
 

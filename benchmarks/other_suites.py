@@ -164,6 +164,7 @@ def main() -> None:
         print(f"repeat {repeat + 1}: " + ", ".join(f"{name} {values[-1]:,.0f}"
                                                   for name, values in speeds.items()),
               flush=True)
+
     def ratio(values: list[float], reference: str) -> float:
         return statistics.median(a / b for a, b in zip(values, speeds[reference], strict=True))
 

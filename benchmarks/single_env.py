@@ -188,7 +188,8 @@ def other_suites_section(others: dict, path: Path, speeds: dict[str, list[float]
         "processes time the same pure-Python yardstick (`other_suites.python_yardstick`, "
         "same interpreter) beside their envs: compare the ratios to it. CartPole-v1 is no "
         f"common yardstick: `gym` 0.26's ran {suites[other_suites.CARTPOLE]['per_yardstick']:.3f}"
-        f"x the yardstick there, Gymnasium's {ratio_of(speeds, CARTPOLE_ID):.3f}x here.", "",
+        f"x the yardstick there, Gymnasium's "
+        f"{median_ratio(speeds, CARTPOLE_ID, other_suites.YARDSTICK):.3f}x here.", "",
         "| env | steps/s (own process) | / Python yardstick | at this run's speed, steps/s |",
         "|---|---:|---:|---:|",
     ]
@@ -199,13 +200,14 @@ def other_suites_section(others: dict, path: Path, speeds: dict[str, list[float]
                          f"{figures['per_yardstick'] * yardstick:,.0f} |")
     for name in names:
         lines.append(f"| recgym {name} | {statistics.median(speeds[name]):,.0f} | "
-                     f"{ratio_of(speeds, name):.4f}x | {statistics.median(speeds[name]):,.0f} |")
+                     f"{median_ratio(speeds, name, other_suites.YARDSTICK):.4f}x | "
+                     f"{statistics.median(speeds[name]):,.0f} |")
     return lines
 
 
-def ratio_of(speeds: dict[str, list[float]], name: str) -> float:
-    """Median per-repeat ratio of ``name``'s steps/s to the Python yardstick's."""
-    return statistics.median(a / b for a, b in zip(speeds[name], speeds[other_suites.YARDSTICK],
+def median_ratio(speeds: dict[str, list[float]], name: str, reference: str) -> float:
+    """Median of the per-repeat ratios of ``name``'s steps/s to ``reference``'s."""
+    return statistics.median(a / b for a, b in zip(speeds[name], speeds[reference],
                                                    strict=True))
 
 
@@ -260,8 +262,7 @@ def main() -> None:
     machine = reporting.machine_description("gymnasium", "numpy")
 
     def ratio(name: str, reference: str) -> float:
-        return statistics.median(a / b for a, b in zip(speeds[name], speeds[reference],
-                                                       strict=True))
+        return median_ratio(speeds, name, reference)
 
     def mean_return(name: str) -> str:
         episodes, reward = returns[name]
