@@ -5,6 +5,8 @@ turn and in this process:
 
 * **batched**: ``recgym.core.sb3.make_sb3_vec_env(id, num_envs=64)``, recgym's adapter
   that steps the 64 users of one batched simulator per call (same-step autoreset);
+* **batched, compiled**: the same with ``compile=True``; the step is compiled (a few
+  steps of random slates) before ``learn`` starts, so the table shows the steady state;
 * **make_vec_env**: SB3's ``make_vec_env(id, n_envs=8)``, a ``DummyVecEnv`` looping over
   eight ``Monitor``-wrapped ``gym.make(id)`` (Gymnasium's full wrapper stack).
 
@@ -38,6 +40,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import reporting
 import torch
 from stable_baselines3 import PPO
@@ -53,13 +56,20 @@ SB3_COPIES = 8
 ROLLOUT = 1_024  # samples per PPO update on both paths (recgym's n_steps 128 x 8 copies)
 ENV_SHARE_TARGET = 0.10
 PROFILE_TIMESTEPS = 8 * ROLLOUT
-PATHS = ("batched", "make_vec_env")
+PATHS = ("batched", "batched, compiled", "make_vec_env")
+COMPILE_WARM_UP = 3  # steps that compile a batched env's step before training
 
 
 def make_venv(env_id: str, path: str, seed: int):
     """The vector env of one path (see the module docstring)."""
-    if path == "batched":
-        return make_sb3_vec_env(env_id, num_envs=BATCHED_USERS, seed=seed)
+    if path.startswith("batched"):
+        compiled = path == "batched, compiled"
+        venv = make_sb3_vec_env(env_id, num_envs=BATCHED_USERS, seed=seed, compile=compiled)
+        if compiled:
+            venv.reset()
+            for _ in range(COMPILE_WARM_UP):
+                venv.step(np.stack([venv.action_space.sample() for _ in range(venv.num_envs)]))
+        return venv
     # SB3 asks for render_mode="rgb_array", which recgym envs do not have (as train_agent)
     return make_vec_env(env_id, n_envs=SB3_COPIES, seed=seed, env_kwargs={"render_mode": None})
 
@@ -196,7 +206,8 @@ def main() -> None:
         f"Also running on the machine: {args.load_note}.", "",
         f"SB3 PPO for {results[env_ids[0]]['batched']['samples']:,} timesteps per run, medians "
         f"of {repeats} interleaved run(s) per path in one process ({args.threads} torch "
-        f"thread(s)). Batched: `make_sb3_vec_env(id, num_envs={BATCHED_USERS})`; "
+        f"thread(s)). Batched: `make_sb3_vec_env(id, num_envs={BATCHED_USERS})`, eager (the "
+        "default) and with `compile=True` (compiled before `learn`, not timed); "
         f"make_vec_env: SB3's `make_vec_env(id, n_envs={SB3_COPIES})` over `gym.make`. "
         "Both: recgym's policy (`policy_class`, `policy_kwargs`) and `algorithm_kwargs` "
         f"(batch 256, 4 epochs, lr 1e-3, entropy 0.01) with {ROLLOUT:,} samples per update "
@@ -209,19 +220,20 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for env_id, paths in results.items():
-        speedup = paths["batched"]["samples_per_s"] / paths["make_vec_env"]["samples_per_s"]
         for path, row in paths.items():
+            speedup = row["samples_per_s"] / paths["make_vec_env"]["samples_per_s"]
             lines.append(
                 f"| {env_id} | {path} | {row['samples_per_s']:,.0f} | "
-                + (f"{speedup:.2f}x" if path == "batched" else "")
+                + (f"{speedup:.2f}x" if path != "make_vec_env" else "")
                 + f" | {row['env']:.1%} | {row['env_per_sample_us']:,.1f} | "
                 f"{row['policy']:.1%} | {row['update']:.1%} |")
     lines += ["", f"Target (issue 19, item 3): the env under {ENV_SHARE_TARGET:.0%} of a PPO "
                   "update cycle on the batched path.", ""]
     for env_id, paths in results.items():
-        share = paths["batched"]["env"]
-        lines.append(f"* {env_id}: {share:.1%}, "
-                     f"{'met' if share < ENV_SHARE_TARGET else 'not met'}.")
+        share, compiled = paths["batched"]["env"], paths["batched, compiled"]["env"]
+        lines.append(f"* {env_id}: {share:.1%} eager (the default), "
+                     f"{'met' if share < ENV_SHARE_TARGET else 'not met'}; {compiled:.1%} "
+                     f"with `compile=True`, {'met' if compiled < ENV_SHARE_TARGET else 'not met'}.")
     for env_id, text in profiles.items():
         lines += ["", f"Where the env's time goes in a batched {env_id} run (`cProfile` "
                       f"inside `step_wait` and `reset` only, {profile_steps:,} timesteps, top "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import recgym  # noqa: F401  (registers the envs)
 from recgym.core import RandomPolicy, TopKSlate, TopKSlateVector, UserRandom, scores_to_slate
 from recgym.core.env import RecEnv, RecVectorEnv
 from recgym.core.sb3 import make_sb3_vec_env
+from recgym.core.simulator import Step
 from recgym.simulators.synthetic_mdp import SyntheticMDP, SyntheticWorld
 
 
@@ -297,3 +300,68 @@ def test_single_env_restores_torch_flags_and_its_batch_stays_usable():
     batch.reset()
     env.reset(seed=0)
     env.step(np.arange(10))
+
+
+class _LargeObservations:
+    """A toy simulator with large observation keys of three kinds.
+
+    A view of its state, a view of a constant it keeps, and a tensor computed afresh.
+    """
+
+    num_items, slate_size, width = 4, 1, 4096
+
+    def __init__(self) -> None:
+        self.table = torch.arange(float(self.width))
+
+    def reset(self, batch_size, rng):
+        return {"level": torch.zeros(batch_size, self.width)}
+
+    def step(self, state, slate, rng):
+        batch = slate.shape[0]
+        return Step(state={"level": state["level"] + 1.0}, reward=torch.zeros(batch),
+                    clicked=torch.full((batch,), -1), terminated=torch.zeros(batch, dtype=bool))
+
+    def observe(self, state):
+        level = state["level"]
+        return {"state_view": level, "constant_view": self.table.expand(len(level), -1),
+                "fresh": level * 2.0}
+
+    def observation_spaces(self):
+        box = gym.spaces.Box(-np.inf, np.inf, (self.width,), np.float32)
+        return {"state_view": box, "constant_view": box, "fresh": box}
+
+
+def test_vector_observations_never_share_memory_the_env_keeps():
+    simulator = _LargeObservations()
+    envs = RecVectorEnv(simulator, 4, observation_keys=("state_view", "constant_view", "fresh"))
+    first, _ = envs.reset(seed=0)
+    for array in first.values():
+        array[:] = -7.0  # the caller owns what it got
+    assert torch.equal(envs.batch.state["level"], torch.zeros(4, simulator.width))
+    assert torch.equal(simulator.table, torch.arange(float(simulator.width)))
+    second, *_ = envs.step(np.zeros((4, 1), dtype=np.int64))
+    assert np.all(second["state_view"] == 1.0) and np.all(second["fresh"] == 2.0)
+    assert np.array_equal(second["constant_view"][0], np.arange(float(simulator.width)))
+    assert np.all(first["state_view"] == -7.0)  # a later step does not write into it
+    # only the fresh tensor's own memory is handed over; the views are copies
+    assert not second["fresh"].flags.owndata
+    assert second["state_view"].flags.owndata and second["constant_view"].flags.owndata
+
+
+def test_gan_user_observations_handed_over_stay_the_callers():
+    # 512 users: every key, the state's ids included, is past the size that is always copied
+    make = functools.partial(gym.make_vec, "GANUserModel-v0", num_envs=512,
+                             vectorization_mode="vector_entry_point", observe_ids=True)
+    envs, twin = make(), make()
+    observation, _ = envs.reset(seed=3)
+    twin.reset(seed=3)
+    envs.action_space.seed(0)
+    for _ in range(5):
+        for array in observation.values():
+            array[...] = 0  # scribbling on every array changes nothing the env does next
+        action = envs.action_space.sample()
+        observation, reward, *_ = envs.step(action)
+        expected, expected_reward, *_ = twin.step(action)
+        for key, array in observation.items():
+            np.testing.assert_array_equal(array, expected[key])
+        np.testing.assert_array_equal(reward, expected_reward)

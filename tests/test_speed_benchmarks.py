@@ -55,20 +55,23 @@ def _number(cell: str) -> float:
     return float(re.sub(r"[,%x]", "", cell))
 
 
-def test_training_throughput_quick_writes_both_paths(tmp_path):
+def test_training_throughput_quick_writes_every_path(tmp_path):
     out = tmp_path / "training_throughput.md"
     _run("training_throughput.py", "--env", "SyntheticMDP-v0", "--quick", "--out", str(out))
     text = out.read_text()
     assert "Command: `python benchmarks/training_throughput.py --env SyntheticMDP-v0" in text
     rows = _table(text, "| env | path | samples/s")
     assert [(row["env"], row["path"]) for row in rows] == [
-        ("SyntheticMDP-v0", "batched"), ("SyntheticMDP-v0", "make_vec_env")]
+        ("SyntheticMDP-v0", "batched"), ("SyntheticMDP-v0", "batched, compiled"),
+        ("SyntheticMDP-v0", "make_vec_env")]
     for row in rows:
         assert _number(row["samples/s"]) > 0
         shares = [_number(row[key]) for key in ("env share", "policy share", "update share")]
         assert all(0 < share < 100 for share in shares) and sum(shares) <= 100.5
     assert _number(rows[0]["batched / make_vec_env"]) > 0
-    assert re.search(r"\* SyntheticMDP-v0: [\d.]+%, (met|not met)\.", text)
+    assert _number(rows[1]["batched / make_vec_env"]) > 0
+    assert re.search(r"\* SyntheticMDP-v0: [\d.]+% eager \(the default\), (met|not met); "
+                     r"[\d.]+% with `compile=True`, (met|not met)\.", text)
 
 
 def test_fit_speed_quick_writes_the_vae_ratio_and_every_fit(tmp_path, shared_data):

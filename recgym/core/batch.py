@@ -78,6 +78,23 @@ def as_slate_tensor(action: object, slate_size: int, num_items: int, device: tor
     return tensor
 
 
+_HAND_OVER_BYTES = 1 << 16  # smaller observations are copied: cheaper than the alias check
+
+
+def _tensors_of(simulator: UserSimulator):
+    """The tensors a simulator keeps: attributes (also in tuples, lists and dicts) and modules."""
+    for value in vars(simulator).values():
+        if isinstance(value, dict):
+            value = tuple(value.values())
+        if isinstance(value, (tuple, list)):
+            yield from (item for item in value if isinstance(item, Tensor))
+        elif isinstance(value, Tensor):
+            yield value
+        elif isinstance(value, torch.nn.Module):
+            yield from value.parameters()
+            yield from value.buffers()
+
+
 def _own_code(method):
     """The bound method re-created with a private copy of its code object.
 
@@ -199,6 +216,36 @@ class SimulationBatch:
     def observe(self) -> dict[str, Tensor]:
         """The simulator's observation of every user."""
         return self.simulator.observe(self.state)
+
+    def observe_numpy(self, keys: Sequence[str]):
+        """:meth:`observe` of the chosen keys as numpy arrays (a bare array if one key).
+
+        The caller owns every array: one that would share memory with a tensor the batch
+        or its simulator holds is a copy. An observation the simulator computes afresh
+        each step is handed over without the copy when it is large: GANUserModel-v0's
+        item features (7.6 MB at N = 1,024) were allocated twice per step, and the
+        copy cost more than the rest of the step (benchmarks/results/allocator.md).
+        """
+        observation = self.observe()
+        held = None
+        arrays = {}
+        for key in keys:
+            tensor = observation[key]
+            if tensor.device.type != "cpu":
+                arrays[key] = tensor.cpu().numpy()  # .cpu() already copied
+                continue
+            if tensor.numel() * tensor.element_size() >= _HAND_OVER_BYTES:
+                held = self._held_storages() if held is None else held
+                if tensor.untyped_storage().data_ptr() not in held:
+                    arrays[key] = tensor.numpy()
+                    continue
+            arrays[key] = tensor.numpy().copy()
+        return arrays[keys[0]] if len(keys) == 1 else arrays
+
+    def _held_storages(self) -> set[int]:
+        """Addresses of the memory behind every tensor the batch and its simulator keep."""
+        return {tensor.untyped_storage().data_ptr()
+                for tensor in (*self.state.values(), *_tensors_of(self.simulator))}
 
     def _advance_eager(self, state: State, slate: Tensor, elapsed: Tensor,
                        restarting: Tensor | None):

@@ -207,7 +207,7 @@ class RecEnv(gym.Env):
         self.batch.reset()
         self._needs_reset = False
         self._last = None
-        return _first_user(to_numpy_observation(self.batch.observe(), self.observation_keys)), {}
+        return _first_user(self.batch.observe_numpy(self.observation_keys)), {}
 
     @one_user_compute
     def step(self, action):
@@ -224,8 +224,7 @@ class RecEnv(gym.Env):
         reward, clicked, terminated, _, info = self.batch.step(slate)
         self._last = (slate, clicked, reward)
         self._needs_reset = done = bool(terminated)
-        observation = _first_user(to_numpy_observation(self.batch.observe(),
-                                                        self.observation_keys))
+        observation = _first_user(self.batch.observe_numpy(self.observation_keys))
         step_info = {"clicked": int(clicked)}
         step_info.update({key: value.cpu().numpy()[0, ...] for key, value in info.items()})
         return observation, float(reward), done, False, step_info
@@ -358,7 +357,7 @@ class RecVectorEnv(VectorEnv):
 
     def observe(self):
         """Current observation of every user, as the observation space describes it."""
-        return to_numpy_observation(self.batch.observe(), self.observation_keys)
+        return self.batch.observe_numpy(self.observation_keys)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from recgym.core.batch import as_slate_tensor
-from recgym.core.env import RecVectorEnv, num_candidates, to_numpy_observation
+from recgym.core.env import RecVectorEnv, num_candidates
 from recgym.core.threads import own_threads
 from recgym.core.wrappers import scores_to_slate
 
@@ -83,7 +83,7 @@ class SB3VecEnv(VecEnv):
         if bool(done.any()):
             keys = self.rec_env.observation_keys
             finished = done.nonzero().flatten().tolist()
-            final = to_numpy_observation(self.batch.observe(), keys)
+            final = self.batch.observe_numpy(keys)
             truncated_np = (truncated & ~terminated).cpu().numpy()
             for i in finished:
                 last = final[i] if len(keys) == 1 else {k: v[i] for k, v in final.items()}
