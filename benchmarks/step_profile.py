@@ -5,10 +5,17 @@ stepped with pre-drawn random slates, first timed without a profiler (microsecon
 step, the figure to compare with the throughput tables), then under ``torch.profiler`` for
 the operator table: the top operators by own CPU time, grouped by input shapes (the shapes
 tell which tensor an operator works on), as microseconds per step and as a share of all
-operator time. The profiler adds about a microsecond per operator, small next to the
-tens of microseconds each operator takes at these sizes.
+operator time. The profiler's figures point where to look; they are not what a cut
+saves: it charged the zero fill of SyntheticMDP-v0's repeat-count table with a quarter of
+the step, and leaving the whole count out of the step saved 7% (both versions timed in one
+process). Check a cut with ``env_throughput.py --baseline-tree``.
 
-    OMP_NUM_THREADS=1 python benchmarks/step_profile.py \
+``--floor`` adds the vector env's own cost at each size: the same env class over a
+simulator that only draws two uniforms per user and ends about half of the sessions, so
+what remains is the slate check, the per-user random streams, the autoreset merge, the
+time limit and the numpy output. No env steps faster than that at its size.
+
+    OMP_NUM_THREADS=1 python benchmarks/step_profile.py --floor \
         --env SyntheticMDP-v0:4096 IRecGAN-v0:1024 RecSimu-v0:1024 GANUserModel-v0:1024
 """
 
@@ -18,10 +25,15 @@ import argparse
 import time
 
 import gymnasium as gym
+import numpy as np
 import reporting
+import torch
+from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 
 import recgym  # noqa: F401  (registers the envs)
+from recgym.core.env import RecVectorEnv
+from recgym.core.simulator import Randomness, State, Step
 
 
 def env_and_size(text: str) -> tuple[str, int]:
@@ -32,9 +44,37 @@ def env_and_size(text: str) -> tuple[str, int]:
     return env_id, int(size)
 
 
-def profile_env(env_id: str, num_envs: int, steps: int, top: int) -> list[str]:
-    """The Markdown section of one env: time per step and the top operators."""
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+class DrawOnlyUsers:
+    """A simulator that does nearly nothing: two uniforms per user, half the sessions end.
+
+    Shaped as SyntheticMDP-v0 (50 items, slates of 10, a history of 10 ids observed).
+    """
+
+    num_items, slate_size, history_length = 50, 10, 10
+
+    def reset(self, batch_size: int, rng: Randomness) -> State:
+        """An empty click history."""
+        return {"history": torch.full((batch_size, self.history_length), self.num_items)}
+
+    def step(self, state: State, slate: Tensor, rng: Randomness) -> Step:
+        """Draw, end about half of the sessions, keep the state."""
+        ends = rng.uniform(2)[:, 0] < 0.5
+        return Step(state=state, reward=torch.zeros(len(slate)),
+                    clicked=torch.full((len(slate),), -1), terminated=ends)
+
+    def observe(self, state: State) -> dict[str, Tensor]:
+        """The click history."""
+        return {"clicks": state["history"]}
+
+    def observation_spaces(self) -> dict[str, gym.Space]:
+        """The history's space."""
+        return {"clicks": gym.spaces.MultiDiscrete(
+            np.full(self.history_length, self.num_items + 1, dtype=np.int64))}
+
+
+def profile_env(envs: RecVectorEnv, title: str, steps: int, top: int) -> list[str]:
+    """The Markdown section of one vector env: time per step and the top operators."""
+    num_envs = envs.num_envs
     envs.reset(seed=0)
     envs.action_space.seed(0)
     actions = [envs.action_space.sample() for _ in range(16)]
@@ -50,7 +90,7 @@ def profile_env(env_id: str, num_envs: int, steps: int, top: int) -> list[str]:
     events = sorted(profiler.key_averages(group_by_input_shape=True),
                     key=lambda event: -event.self_cpu_time_total)
     total = sum(event.self_cpu_time_total for event in events)
-    lines = [f"## {env_id}, N = {num_envs:,}", "",
+    lines = [f"## {title}, N = {num_envs:,}", "",
              f"{wall:,.0f} µs per step without the profiler ({num_envs / wall * 1e6:,.0f} "
              f"user-steps/s); operators under the profiler: {total / steps:,.0f} µs per step, "
              f"{sum(event.count for event in events) / steps:.0f} calls.", "",
@@ -71,14 +111,23 @@ def main() -> None:
                         metavar="ID:N", help="env id and number of users")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--top", type=int, default=15, help="operators listed per env")
+    parser.add_argument("--floor", action="store_true",
+                        help="also profile the vector env over a draw-only simulator at each N")
     parser.add_argument("--load-note", default="nothing else known",
                         help="what else ran on the machine, for the results file")
     parser.add_argument("--out", default=str(reporting.RESULTS / "step_profile.md"))
     args = parser.parse_args()
     sections = []
     for env_id, num_envs in args.env:
-        sections += ["", *profile_env(env_id, num_envs, args.steps, args.top)]
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+        sections += ["", *profile_env(envs, env_id, args.steps, args.top)]
         print(f"profiled {env_id} at N = {num_envs:,}", flush=True)
+    for num_envs in sorted({num_envs for _, num_envs in args.env}) if args.floor else ():
+        envs = RecVectorEnv(DrawOnlyUsers(), num_envs, observation_keys=("clicks",),
+                            max_episode_steps=200)
+        sections += ["", *profile_env(envs, "The vector env's own cost (draw-only users)",
+                                      args.steps, args.top)]
+        print(f"profiled the draw-only floor at N = {num_envs:,}", flush=True)
     lines = ["# Where an eager vector step spends its time", "",
              f"Command: `{reporting.command_line()}` "
              f"({reporting.machine_description('gymnasium')}).", "",
@@ -87,7 +136,8 @@ def main() -> None:
              f"out), {args.steps} steps of pre-drawn random slates after a warm-up: first "
              "timed, then under `torch.profiler` with input shapes recorded. Operators are "
              "the env's whole step: the simulator, the core's autoreset merge and time limit, "
-             "the slate check and the numpy copies.", *sections]
+             "the slate check and the numpy copies. The profiler's shares point where to "
+             "look, not what a cut saves (see the script's docstring).", *sections]
     print(f"wrote {reporting.write_results(args.out, chr(10).join(lines))}")
 
 

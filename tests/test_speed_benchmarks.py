@@ -251,9 +251,12 @@ def test_env_throughput_targets_name_the_size_and_say_met_or_not():
 def test_step_profile_lists_the_top_operators_of_a_step(tmp_path):
     out = tmp_path / "profile.md"
     _run("step_profile.py", "--env", "SyntheticMDP-v0:8", "--steps", "5", "--top", "4",
-         "--out", str(out))
+         "--floor", "--out", str(out))
     text = out.read_text()
     assert "## SyntheticMDP-v0, N = 8" in text
+    floor = text.split("## The vector env's own cost (draw-only users), N = 8")[1]
+    assert re.search(r"[\d,.]+ µs per step without the profiler", floor)
+    assert len(_table(floor, "| operator |")) == 4
     rows = _table(text, "| operator |")
     assert len(rows) == 4
     shares = [_number(row["share"]) for row in rows]
