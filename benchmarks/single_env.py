@@ -4,8 +4,11 @@ Each recgym id runs through Gymnasium's full wrapper stack (``TimeLimit``,
 ``OrderEnforcing``, ``PassiveEnvChecker``) with random valid actions drawn before timing,
 resetting when an episode ends. The references run the same way in the same process:
 SyntheticMDP-v0's world written for one user in plain numpy (:class:`NumpySyntheticMDP`,
-registered and made like any env) and Gymnasium's CartPole-v1. All envs are timed in
-turn, several times; the table reports medians and medians of per-repeat ratios.
+registered and made like any env) and Gymnasium's CartPole-v1. The floor,
+``RecgymDrawOnly-v0``, is recgym's single env over a simulator that only draws its two
+uniforms and ends about half of the sessions (``step_profile.DrawOnlyUsers``): no recgym
+env can step faster. All envs are timed in turn, several times; the table reports medians
+and medians of per-repeat ratios.
 
 ``--baseline-tree DIR`` also times the ``recgym`` package under ``DIR`` (another commit's),
 loaded beside this one, for a before/after comparison in the same process. ``--profile``
@@ -32,14 +35,17 @@ import gymnasium as gym
 import numpy as np
 import other_suites
 import reporting
+from step_profile import DrawOnlyUsers
 
 import recgym  # noqa: F401  (registers the envs)
+from recgym.core.env import RecEnv
 from recgym.simulators.synthetic_mdp import SyntheticWorld
 
 RECGYM_IDS = ("SyntheticMDP-v0", "IRecGAN-v0", "RecSimu-v0", "GANUserModel-v0")
 NUMPY_ID = "NumpySyntheticMDP-v0"
 NUMPY_BATCHED_ID = "NumpyBatchedSyntheticMDP-v0"
 CARTPOLE_ID = "CartPole-v1"
+FLOOR_ID = "RecgymDrawOnly-v0"
 SYNTHETIC_TARGET = 0.5  # of the numpy implementation's steps/s
 LEARNED_TARGET = 10_000  # steps/s
 CLOCK_EVERY = 128  # steps between clock reads (divides the 1,024 pre-drawn actions)
@@ -122,6 +128,11 @@ class NumpyBatchedSyntheticMDP(NumpySyntheticMDP):
         clicked = np.where(success, item[:, 0], -1)
         return (self.history.copy(), float(success[0]), bool(~success[0]), False,
                 {"clicked": int(clicked[0])})
+
+
+def make_draw_only_env() -> RecEnv:
+    """The single env over :class:`DrawOnlyUsers`: the core's own cost per step."""
+    return RecEnv(DrawOnlyUsers(), observation_keys=("clicks",))
 
 
 def make_baselines(tree: Path, env_ids: list[str]) -> dict[str, gym.Env]:
@@ -233,7 +244,9 @@ def main() -> None:
 
     gym.register(NUMPY_ID, entry_point=NumpySyntheticMDP, max_episode_steps=200)
     gym.register(NUMPY_BATCHED_ID, entry_point=NumpyBatchedSyntheticMDP, max_episode_steps=200)
-    envs = {name: gym.make(name) for name in (NUMPY_ID, NUMPY_BATCHED_ID, CARTPOLE_ID)}
+    gym.register(FLOOR_ID, entry_point=make_draw_only_env, max_episode_steps=200)
+    envs = {name: gym.make(name) for name in (NUMPY_ID, NUMPY_BATCHED_ID, CARTPOLE_ID,
+                                              FLOOR_ID)}
     envs.update({env_id: gym.make(env_id) for env_id in args.ids})
     baselines = make_baselines(args.baseline_tree, args.ids) if args.baseline_tree else {}
     envs.update(baselines)
@@ -266,7 +279,8 @@ def main() -> None:
 
     def mean_return(name: str) -> str:
         episodes, reward = returns[name]
-        return f"{reward / episodes:.2f}" if episodes and name != CARTPOLE_ID else ""
+        return f"{reward / episodes:.2f}" if episodes and name not in (CARTPOLE_ID,
+                                                                         FLOOR_ID) else ""
 
     lines = [
         "# Single env speed: `gym.make(id)`", "",
@@ -278,7 +292,10 @@ def main() -> None:
         f"are timed. `{NUMPY_ID}` is SyntheticMDP-v0's world for one user in plain numpy "
         "(`NumpySyntheticMDP` in the script), made by `gym.make` like the others; "
         f"`{NUMPY_BATCHED_ID}` steps the same world in numpy the way recgym's simulator "
-        "steps a batch (array operations for B users, here B = 1). Mean "
+        "steps a batch (array operations for B users, here B = 1). "
+        f"`{FLOOR_ID}` is recgym's single env over a simulator that only draws two "
+        "uniforms and ends about half of the sessions: the core's own cost, the ceiling "
+        "of every recgym env. Mean "
         "return: reward per ended episode over the timed runs (random slates; the numpy "
         "worlds and SyntheticMDP-v0 should agree)."
         + (f" Before: the same ids from {args.baseline_label}, loaded beside this version "
@@ -287,7 +304,7 @@ def main() -> None:
         "mean return |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in [NUMPY_ID, NUMPY_BATCHED_ID, CARTPOLE_ID, *args.ids]:
+    for name in [NUMPY_ID, NUMPY_BATCHED_ID, CARTPOLE_ID, FLOOR_ID, *args.ids]:
         before = f"{reporting.BASELINE_NAMESPACE}/{name}"
         has_before = before in speeds
         lines.append(
@@ -297,6 +314,10 @@ def main() -> None:
                if has_before else " | | ")
             + f"{mean_return(name)} |")
     lines += ["", "Targets (why they are missed: docs/architecture.md, \"Single env\"):", ""]
+    floor = statistics.median(speeds[FLOOR_ID])
+    lines.append(f"* The floor ({FLOOR_ID}): {floor:,.0f} steps/s, "
+                 f"{ratio(FLOOR_ID, NUMPY_ID):.2f}x the numpy world; no recgym env steps "
+                 "faster.")
     if "SyntheticMDP-v0" in speeds:
         achieved = ratio("SyntheticMDP-v0", NUMPY_ID)
         lines.append(f"* SyntheticMDP-v0 at least {SYNTHETIC_TARGET}x the numpy world: "

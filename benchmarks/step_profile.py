@@ -72,18 +72,27 @@ class DrawOnlyUsers:
             np.full(self.history_length, self.num_items + 1, dtype=np.int64))}
 
 
-def profile_env(envs: RecVectorEnv, title: str, steps: int, top: int) -> list[str]:
-    """The Markdown section of one vector env: time per step and the top operators."""
-    num_envs = envs.num_envs
+def microseconds_per_step(envs: RecVectorEnv, actions: list, steps: int) -> float:
+    """Wall time of one ``envs.step``, after a warm-up of two passes over ``actions``."""
     envs.reset(seed=0)
-    envs.action_space.seed(0)
-    actions = [envs.action_space.sample() for _ in range(16)]
     for i in range(2 * len(actions)):
         envs.step(actions[i % len(actions)])
     started = time.perf_counter()
     for i in range(steps):
         envs.step(actions[i % len(actions)])
-    wall = (time.perf_counter() - started) / steps * 1e6
+    return (time.perf_counter() - started) / steps * 1e6
+
+
+def profile_env(envs: RecVectorEnv, title: str, steps: int, top: int,
+                compiled: RecVectorEnv | None = None) -> list[str]:
+    """The Markdown section of one vector env: time per step and the top operators.
+
+    ``compiled``: the same env built with ``compile=True``, timed too (not profiled).
+    """
+    num_envs = envs.num_envs
+    envs.action_space.seed(0)
+    actions = [envs.action_space.sample() for _ in range(16)]
+    wall = microseconds_per_step(envs, actions, steps)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
         for i in range(steps):
             envs.step(actions[i % len(actions)])
@@ -96,6 +105,10 @@ def profile_env(envs: RecVectorEnv, title: str, steps: int, top: int) -> list[st
              f"{sum(event.count for event in events) / steps:.0f} calls.", "",
              "| operator | input shapes | calls / step | µs / step | share |",
              "|---|---|---:|---:|---:|"]
+    if compiled is not None:
+        fused = microseconds_per_step(compiled, actions, steps)
+        lines[4:4] = [f"With `compile=True`: {fused:,.0f} µs per step "
+                      f"({num_envs / fused * 1e6:,.0f} user-steps/s).", ""]
     for event in events[:top]:
         shapes = ", ".join(str(shape) for shape in event.input_shapes if shape) or "-"
         lines.append(f"| `{event.key}` | {shapes} | {event.count / steps:g} | "
@@ -123,10 +136,11 @@ def main() -> None:
         sections += ["", *profile_env(envs, env_id, args.steps, args.top)]
         print(f"profiled {env_id} at N = {num_envs:,}", flush=True)
     for num_envs in sorted({num_envs for _, num_envs in args.env}) if args.floor else ():
-        envs = RecVectorEnv(DrawOnlyUsers(), num_envs, observation_keys=("clicks",),
-                            max_episode_steps=200)
+        envs, compiled = (RecVectorEnv(DrawOnlyUsers(), num_envs, observation_keys=("clicks",),
+                                       max_episode_steps=200, compile=fused)
+                          for fused in (False, True))
         sections += ["", *profile_env(envs, "The vector env's own cost (draw-only users)",
-                                      args.steps, args.top)]
+                                      args.steps, args.top, compiled)]
         print(f"profiled the draw-only floor at N = {num_envs:,}", flush=True)
     lines = ["# Where an eager vector step spends its time", "",
              f"Command: `{reporting.command_line()}` "

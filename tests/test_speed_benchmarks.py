@@ -231,6 +231,10 @@ def test_single_env_puts_other_suites_beside_recgym_through_the_yardstick(tmp_pa
     assert _number(recsim["at this run's speed, steps/s"]) == pytest.approx(0.0365 * yardstick,
                                                                            rel=0.01)
     assert "`gym` 0.26's ran 0.500x the yardstick there" in text
+    # the draw-only floor is timed like the others and is the ceiling of the env itself
+    floor = main_rows["RecgymDrawOnly-v0"]
+    assert _number(floor["steps/s"]) > _number(main_rows["SyntheticMDP-v0"]["steps/s"])
+    assert re.search(r"\* The floor \(RecgymDrawOnly-v0\): [\d,]+ steps/s, [\d.]+x", text)
 
 
 def test_env_throughput_targets_name_the_size_and_say_met_or_not():
@@ -256,6 +260,7 @@ def test_step_profile_lists_the_top_operators_of_a_step(tmp_path):
     assert "## SyntheticMDP-v0, N = 8" in text
     floor = text.split("## The vector env's own cost (draw-only users), N = 8")[1]
     assert re.search(r"[\d,.]+ µs per step without the profiler", floor)
+    assert re.search(r"With `compile=True`: [\d,.]+ µs per step", floor)
     assert len(_table(floor, "| operator |")) == 4
     rows = _table(text, "| operator |")
     assert len(rows) == 4
