@@ -128,6 +128,18 @@ class SyntheticWorld:
         return self.rewards.shape[1]
 
 
+def _draw(cumulative: Tensor, uniform: Tensor) -> Tensor:
+    """Per row, how many entries of the cumulative row are at or below its uniform, ``(B, 1)``.
+
+    The inverse-CDF draw ``searchsorted(right=True)``, which on these sorted rows returns
+    exactly the count: counting is twice as fast for a batch, and one call instead of
+    two for a single env's one user.
+    """
+    if cumulative.shape[0] == 1:
+        return torch.searchsorted(cumulative, uniform.contiguous(), right=True)
+    return (cumulative <= uniform).sum(1, keepdim=True)
+
+
 class SyntheticMDP:
     """Batched simulator of the synthetic MDP (implements ``UserSimulator``).
 
@@ -185,9 +197,7 @@ class SyntheticMDP:
 
         With a continuation table, a third uniform decides whether a click continues.
         Written with few torch calls, columns kept ``(B, 1)`` between them: for the single
-        env's batch of one, each call costs more than its arithmetic. A draw from a
-        cumulative row counts the entries at or below the uniform: on rows this short
-        that is what ``searchsorted(right=True)`` returns, in half its time.
+        env's batch of one, each call costs more than its arithmetic.
         """
         current, history = state["state"], state["history"]
         reward = self._rewards_flat.take(
@@ -197,20 +207,20 @@ class SyntheticMDP:
         weight = reward / self._multiplicity(slate)
         uniforms = rng.uniform(2 if self._continuation_flat is None else 3)
         threshold = uniforms[:, :1] * weight.sum(1, keepdim=True)
-        position = ((weight * reward).cumsum(1) <= threshold).sum(1, keepdim=True)
+        position = _draw(weight.mul_(reward).cumsum(1), threshold)
         clicks = position < self.slate_size
         item_column = slate.gather(1, position.clamp_(max=self.slate_size - 1))
         item, success = item_column.view(-1), clicks.view(-1)
         rows = self._cumulative_transition.index_select(
             0, torch.add(current, item, alpha=self.num_states))
-        next_state = (rows <= uniforms[:, 1:2]).sum(1)
+        next_state = _draw(rows, uniforms[:, 1:2])
         terminated = ~success
         if self._continuation_flat is not None:
             keep = self._continuation_flat.take(torch.add(item, current, alpha=self.num_items))
             terminated = terminated | (uniforms[:, 2] >= keep)
         return Step(
             state={
-                "state": torch.where(success, next_state.clamp_(max=self.num_states - 1),
+                "state": torch.where(success, next_state.view(-1).clamp_(max=self.num_states - 1),
                                      current),
                 "history": torch.where(clicks, torch.cat([history[:, 1:], item_column], dim=1),
                                        history),
