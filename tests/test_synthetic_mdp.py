@@ -18,6 +18,7 @@ from recgym.simulators.synthetic_mdp import (
     SyntheticWorld,
     logging_policy,
 )
+from recgym.simulators.synthetic_mdp.users import _draw
 
 USERS = 200_000
 
@@ -187,3 +188,17 @@ def test_clickbait_world_punishes_the_greedy_slate():
             state = out.state
         clicks[name] = float(total.mean())
     assert clicks["patient"] > 2 * clicks["greedy"]
+
+
+@pytest.mark.parametrize("rows", [1, 4096])
+def test_inverse_cdf_draw_is_searchsorted_on_the_sorted_rows(rows):
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.rand(rows, 10, generator=generator)
+    weights[:, 3] = 0.0  # a flat step: ties where the uniform lands on it
+    cumulative = weights.cumsum(1)
+    uniforms = torch.rand(rows, 1, generator=generator) * cumulative[:, -1:] * 1.1
+    uniforms[0, 0] = cumulative[0, 3]  # exactly on an entry (and its tie)
+    expected = torch.searchsorted(cumulative, uniforms, right=True)
+    drawn = _draw(cumulative, uniforms)
+    assert drawn.shape == (rows, 1) and torch.equal(drawn, expected)
+    assert int(drawn.max()) == 10 or rows == 1  # past the last entry: no click

@@ -356,7 +356,10 @@ class RecVectorEnv(VectorEnv):
         return tuple(render_users(self.simulator, self.batch, self._last))
 
     def observe(self):
-        """Current observation of every user, as the observation space describes it."""
+        """Current observation of every user, as the observation space describes it.
+
+        The arrays are the caller's to keep or change (see ``SimulationBatch.observe_numpy``).
+        """
         return self.batch.observe_numpy(self.observation_keys)
 
 
