@@ -323,17 +323,19 @@ class _LargeObservations:
 
     def observe(self, state):
         level = state["level"]
+        fresh = level * 2.0
         return {"state_view": level, "constant_view": self.table.expand(len(level), -1),
-                "fresh": level * 2.0}
+                "fresh": fresh, "fresh_again": fresh[:, :]}
 
     def observation_spaces(self):
         box = gym.spaces.Box(-np.inf, np.inf, (self.width,), np.float32)
-        return {"state_view": box, "constant_view": box, "fresh": box}
+        return {"state_view": box, "constant_view": box, "fresh": box, "fresh_again": box}
 
 
 def test_vector_observations_never_share_memory_the_env_keeps():
     simulator = _LargeObservations()
-    envs = RecVectorEnv(simulator, 4, observation_keys=("state_view", "constant_view", "fresh"))
+    envs = RecVectorEnv(simulator, 4, observation_keys=("state_view", "constant_view", "fresh",
+                                                        "fresh_again"))
     first, _ = envs.reset(seed=0)
     for array in first.values():
         array[:] = -7.0  # the caller owns what it got
@@ -343,9 +345,13 @@ def test_vector_observations_never_share_memory_the_env_keeps():
     assert np.all(second["state_view"] == 1.0) and np.all(second["fresh"] == 2.0)
     assert np.array_equal(second["constant_view"][0], np.arange(float(simulator.width)))
     assert np.all(first["state_view"] == -7.0)  # a later step does not write into it
-    # only the fresh tensor's own memory is handed over; the views are copies
+    # only the fresh tensor's own memory is handed over, once; views and a second key on
+    # the same fresh memory are copies
     assert not second["fresh"].flags.owndata
-    assert second["state_view"].flags.owndata and second["constant_view"].flags.owndata
+    assert all(second[key].flags.owndata for key in ("state_view", "constant_view",
+                                                     "fresh_again"))
+    second["fresh"][:] = 5.0
+    assert np.all(second["fresh_again"] == 2.0)
 
 
 def test_gan_user_observations_handed_over_stay_the_callers():

@@ -236,6 +236,7 @@ class SimulationBatch:
             elif (tensor.numel() * tensor.element_size() >= _HAND_OVER_BYTES
                   and not self._is_kept(tensor, kept)):
                 arrays[key] = tensor.numpy()
+                kept["state"].add(tensor.untyped_storage().data_ptr())  # a second key on it: copy
             else:
                 arrays[key] = tensor.numpy().copy()
         return arrays[keys[0]] if len(keys) == 1 else arrays
