@@ -22,12 +22,12 @@ time limit and the numpy output. No env steps faster than that at its size.
 from __future__ import annotations
 
 import argparse
-import time
 
 import gymnasium as gym
 import numpy as np
 import reporting
 import torch
+from env_throughput import steps_per_second
 from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 
@@ -73,14 +73,10 @@ class DrawOnlyUsers:
 
 
 def microseconds_per_step(envs: RecVectorEnv, actions: list, steps: int) -> float:
-    """Wall time of one ``envs.step``, after a warm-up of two passes over ``actions``."""
-    envs.reset(seed=0)
-    for i in range(2 * len(actions)):
-        envs.step(actions[i % len(actions)])
-    started = time.perf_counter()
-    for i in range(steps):
-        envs.step(actions[i % len(actions)])
-    return (time.perf_counter() - started) / steps * 1e6
+    """Wall time of one ``envs.step`` over ``steps`` steps, after two passes over ``actions``."""
+    rate = steps_per_second(envs, actions, seconds=0.0, min_steps=steps,
+                            warm_up=2 * len(actions))
+    return envs.num_envs / rate * 1e6
 
 
 def profile_env(envs: RecVectorEnv, title: str, steps: int, top: int,
